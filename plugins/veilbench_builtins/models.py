@@ -1,0 +1,82 @@
+"""Built-in face-recognition models.
+
+Real pretrained, available offline (weights from registry packages, sha256-checked):
+``sface``, ``facenet``, ``dlib_resnet``. Architectures that need a user checkpoint
+(``--param checkpoint=PATH`` or ``veilbench train``): the paper's ``resnet50_softmax`` /
+``resnet50_cosface`` / ``resnet50_arcface``, ``iresnet18/34/50/100``, ``mobilefacenet``,
+``seresnet50``, ``inception_resnet_v1``; and ``onnx`` for any ArcFace-style ONNX file by path.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+from veilbench import hookimpl
+from veilbench import weights as W
+
+CHECKPOINT_ARCHS = {
+    "resnet50_softmax": ("resnet50", "S-ResNet: ResNet-50 trained with softmax (the paper's)"),
+    "resnet50_cosface": ("resnet50", "L-ResNet: ResNet-50 trained with LMCL / CosFace"),
+    "resnet50_arcface": ("resnet50", "A-ResNet: ResNet-50 trained with ArcFace"),
+    "iresnet18": ("iresnet18", "IResNet-18 (arcface_torch checkpoints)"),
+    "iresnet34": ("iresnet34", "IResNet-34 (arcface_torch checkpoints)"),
+    "iresnet50": ("iresnet50", "IResNet-50 (arcface_torch checkpoints)"),
+    "iresnet100": ("iresnet100", "IResNet-100 (arcface_torch checkpoints)"),
+    "mobilefacenet": ("mobilefacenet", "MobileFaceNet (arcface_torch `mbf` checkpoints)"),
+    "seresnet50": ("seresnet50", "SE-ResNet-50 (SENet) on timm"),
+    "inception_resnet_v1": (
+        "inception_resnet_v1", "Inception-ResNet-v1 (facenet-pytorch checkpoints)"
+    ),
+}
+
+
+def _sface(space=None, **_):
+    from veilbench.models.sface import create_sface
+
+    return create_sface(space)
+
+
+def _facenet(space=None, **_):
+    from veilbench.models.facenet import create_facenet
+
+    return create_facenet(space)
+
+
+def _dlib(space=None, **_):
+    from veilbench.models.dlib_resnet import create_dlib_resnet
+
+    return create_dlib_resnet(space)
+
+
+def _architecture(arch: str, name: str, space=None, checkpoint: str | None = None, **_):
+    from veilbench.models.checkpoints import create_architecture
+
+    return create_architecture(arch, checkpoint=checkpoint, space=space, name=name)
+
+
+def _onnx(space=None, path: str | None = None, **_):
+    from veilbench.errors import ConfigError
+    from veilbench.models.onnx_model import create_onnx_model
+
+    if not path:
+        raise ConfigError("model 'onnx' needs a file: --param path=/path/to/model.onnx")
+    return create_onnx_model(path, space=space)
+
+
+@hookimpl
+def register_models(register):
+    register("sface", _sface, weights=[W.SFACE], pretrained=True, embedding_size=128,
+             description="OpenCV Zoo SFace (2021dec), ONNX -> torch via onnx2torch",
+             licence="Apache-2.0", card_factory="veilbench.models.sface:sface_card")
+    register("facenet", _facenet, weights=[W.FACENET_KERAS], pretrained=True, embedding_size=128,
+             description="FaceNet (Keras weights) in veilbench's Inception-ResNet-v1",
+             licence="MIT", card_factory="veilbench.models.facenet:facenet_card")
+    register("dlib_resnet", _dlib, weights=[W.DLIB_RESNET], pretrained=True, embedding_size=128,
+             description="dlib's face-recognition ResNet, ported to torch", licence="CC0-1.0",
+             card_factory="veilbench.models.dlib_resnet:dlib_resnet_card")
+    for name, (arch, description) in CHECKPOINT_ARCHS.items():
+        register(name, partial(_architecture, arch, name), weights=[], pretrained=False,
+                 architecture=arch, description=description + "; needs --param checkpoint=PATH",
+                 needs="checkpoint")
+    register("onnx", _onnx, weights=[], pretrained=False, architecture="onnx",
+             description="any ArcFace-style ONNX model by path (--param path=...)", needs="path")

@@ -1,0 +1,128 @@
+"""Image attacks for robustness sweeps: what uploads and adversaries do to protected photos.
+
+Every attack is ``factory(strength) -> fn`` with ``fn(images) -> images`` on ``N x 3 x H x W``
+float tensors in [0, 255]. Random attacks draw from a generator seeded by the strength, so a
+sweep is reproducible. Strength 0 (or 1.0 for ``resize``, 100 for ``jpeg``) is the identity.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+Attack = Callable[[torch.Tensor], torch.Tensor]
+
+
+def _generator(strength: float, device: torch.device) -> torch.Generator:
+    g = torch.Generator(device=device)
+    g.manual_seed(int(strength * 1000) + 12345)
+    return g
+
+
+def gaussian(sigma: float) -> Attack:
+    """Additive Gaussian noise; ``sigma`` in 0-255 pixel units (the paper sweeps past 120)."""
+
+    def attack(x: torch.Tensor) -> torch.Tensor:
+        noise = torch.randn(x.shape, generator=_generator(sigma, x.device), device=x.device)
+        return (x + sigma * noise).clamp(0, 255)
+
+    return attack
+
+
+def salt_pepper(amount: float) -> Attack:
+    """Salt-and-pepper noise: a fraction ``amount`` of pixels set to 0 or 255 (all channels)."""
+
+    def attack(x: torch.Tensor) -> torch.Tensor:
+        g = _generator(amount, x.device)
+        n, _, h, w = x.shape
+        u = torch.rand((n, 1, h, w), generator=g, device=x.device)
+        x = x.clone()
+        x = torch.where(u < amount / 2, torch.zeros_like(x), x)
+        return torch.where((u >= amount / 2) & (u < amount), torch.full_like(x, 255.0), x)
+
+    return attack
+
+
+def median(kernel: float) -> Attack:
+    """Median filter with an odd ``kernel`` size (1 = identity)."""
+    k = int(kernel)
+    if k % 2 == 0:
+        raise ValueError(f"median kernel must be odd, got {k}")
+
+    def attack(x: torch.Tensor) -> torch.Tensor:
+        if k <= 1:
+            return x
+        pad = k // 2
+        padded = F.pad(x, (pad, pad, pad, pad), mode="reflect")
+        patches = padded.unfold(2, k, 1).unfold(3, k, 1)
+        return patches.reshape(*patches.shape[:4], -1).median(dim=-1).values
+
+    return attack
+
+
+def blur(sigma: float) -> Attack:
+    """Gaussian blur with standard deviation ``sigma`` pixels."""
+
+    def attack(x: torch.Tensor) -> torch.Tensor:
+        if sigma <= 0:
+            return x
+        radius = max(1, int(3 * sigma + 0.5))
+        t = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
+        k1 = torch.exp(-(t**2) / (2 * sigma**2))
+        k1 = k1 / k1.sum()
+        c = x.shape[1]
+        x = F.pad(x, (radius, radius, radius, radius), mode="reflect")
+        x = F.conv2d(x, k1.view(1, 1, 1, -1).repeat(c, 1, 1, 1), groups=c)
+        return F.conv2d(x, k1.view(1, 1, -1, 1).repeat(c, 1, 1, 1), groups=c)
+
+    return attack
+
+
+def resize(scale: float) -> Attack:
+    """Downscale by ``scale`` (e.g. 0.5) and back up, bilinear (what thumbnails do)."""
+
+    def attack(x: torch.Tensor) -> torch.Tensor:
+        if scale >= 1.0:
+            return x
+        h, w = x.shape[-2:]
+        small = F.interpolate(
+            x, size=(max(1, round(h * scale)), max(1, round(w * scale))), mode="bilinear",
+            antialias=True, align_corners=False,
+        )
+        return F.interpolate(small, size=(h, w), mode="bilinear", align_corners=False)
+
+    return attack
+
+
+def jpeg(quality: float) -> Attack:
+    """JPEG re-encoding at ``quality`` (1-100, libjpeg through Pillow)."""
+    q = int(quality)
+
+    def attack(x: torch.Tensor) -> torch.Tensor:
+        if q >= 100:
+            return x
+        out = []
+        for img in x.detach().clamp(0, 255).round().byte().permute(0, 2, 3, 1).cpu().numpy():
+            buf = io.BytesIO()
+            Image.fromarray(img).save(buf, format="JPEG", quality=q)
+            out.append(np.asarray(Image.open(buf).convert("RGB")))
+        return torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2).float().to(x.device)
+
+    return attack
+
+
+#: name -> (factory, strength parameter, default sweep, description)
+BUILTIN_ATTACKS: dict[str, tuple[Callable[[float], Attack], str, list[float], str]] = {
+    "gaussian": (gaussian, "sigma (0-255 units)", [0, 10, 30, 60, 90, 120, 150], "Gaussian noise"),
+    "salt_pepper": (salt_pepper, "amount (fraction of pixels)", [0, 0.01, 0.05, 0.1, 0.2],
+                    "salt-and-pepper noise"),
+    "median": (median, "kernel size (px)", [1, 3, 5, 7], "median filter"),
+    "jpeg": (jpeg, "quality", [100, 90, 75, 50, 30, 10], "JPEG re-encoding"),
+    "resize": (resize, "scale", [1.0, 0.75, 0.5, 0.35, 0.25], "down-and-up resizing"),
+    "blur": (blur, "sigma (px)", [0, 0.5, 1, 2, 3], "Gaussian blur"),
+}

@@ -1,0 +1,129 @@
+"""Run configuration: defaults < ``veilbench.toml`` (or ``--config``) < command-line flags.
+
+A config file mirrors the flags::
+
+    [run]
+    protector = "veil"
+    models = "sface,facenet,dlib_resnet"
+    attacks = "gaussian"
+    dataset = "/data/lfw-deepfunneled"
+    identities = 5
+    seed = 0
+
+    [protocol]          # see veilbench.data.protocol.ProtocolConfig
+    min_images = 20
+    n_craft = 10
+
+    [protector]         # hyper-parameters passed to the protector (see `veilbench list protectors`)
+    iterations = 100
+
+    [attacks.sweeps]    # strengths per attack (defaults: `veilbench list attacks`)
+    gaussian = [0, 30, 60, 120, 150]
+
+The effective config (every value, defaults included) goes into the results file.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from veilbench.data.protocol import ProtocolConfig
+from veilbench.errors import ConfigError
+
+DEFAULT_CONFIG_FILE = "veilbench.toml"
+
+
+@dataclass
+class RunConfig:
+    protector: str = "veil"
+    models: str = "all"
+    surrogates: str | None = None  # one ensemble veil against these models (comma list)
+    attacks: str | None = None
+    dataset: str | None = None
+    out: str = "reports/latest"
+    device: str = "auto"
+    seed: int = 0
+    batch_size: int = 32
+    template_size: int = 112
+    margin: int = 16
+    robustness_on: str = "held_out"  # held_out | craft
+    max_attack_images: int | None = None  # cap per identity for robustness sweeps
+    progress: bool = True
+    protocol: ProtocolConfig = field(default_factory=ProtocolConfig)
+    protector_params: dict[str, Any] = field(default_factory=dict)
+    attack_sweeps: dict[str, list[float]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+_RUN_KEYS = {f.name for f in fields(RunConfig)} - {"protocol", "protector_params", "attack_sweeps"}
+_PROTOCOL_KEYS = {f.name for f in fields(ProtocolConfig)}
+
+
+def load_config(path: str | Path | None) -> dict[str, Any]:
+    """Read a TOML config (``path``, or ``./veilbench.toml`` when present) into a flat dict."""
+    if path is None:
+        path = Path(DEFAULT_CONFIG_FILE)
+        if not path.is_file():
+            return {}
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot read config {path}: {exc}") from exc
+    allowed = {"run", "protocol", "protector", "attacks"}
+    if unknown := set(raw) - allowed:
+        raise ConfigError(f"config {path}: unknown sections {sorted(unknown)} (allowed {allowed})")
+    out: dict[str, Any] = {}
+    for key, value in raw.get("run", {}).items():
+        if key not in _RUN_KEYS:
+            raise ConfigError(f"config {path}: unknown [run] key {key!r}")
+        out[key] = value
+    for key, value in raw.get("protocol", {}).items():
+        if key not in _PROTOCOL_KEYS:
+            raise ConfigError(f"config {path}: unknown [protocol] key {key!r}")
+        out[f"protocol.{key}"] = value
+    if raw.get("protector"):
+        out["protector_params"] = dict(raw["protector"])
+    if sweeps := raw.get("attacks", {}).get("sweeps"):
+        out["attack_sweeps"] = {k: [float(v) for v in vs] for k, vs in sweeps.items()}
+    return out
+
+
+def build_config(file_values: dict[str, Any], flags: dict[str, Any]) -> RunConfig:
+    """Merge defaults, file values and flags (flags given as None are 'not set')."""
+    config = RunConfig()
+    merged = {**file_values, **{k: v for k, v in flags.items() if v is not None}}
+    for key, value in merged.items():
+        if key.startswith("protocol."):
+            setattr(config.protocol, key.split(".", 1)[1], value)
+        elif key == "protector_params":
+            config.protector_params.update(value)
+        elif key == "attack_sweeps":
+            config.attack_sweeps.update(value)
+        elif key in _RUN_KEYS:
+            setattr(config, key, value)
+        else:
+            raise ConfigError(f"unknown setting {key!r}")
+    config.protocol.seed = config.seed
+    if config.robustness_on not in ("held_out", "craft"):
+        raise ConfigError("robustness_on must be 'held_out' or 'craft'")
+    return config
+
+
+def parse_params(items: tuple[str, ...]) -> dict[str, Any]:
+    """``key=value`` strings -> dict, values parsed as TOML scalars (numbers, bools, strings)."""
+    params: dict[str, Any] = {}
+    for item in items:
+        if "=" not in item:
+            raise ConfigError(f"--param takes key=value, got {item!r}")
+        key, raw = item.split("=", 1)
+        try:
+            params[key.strip()] = tomllib.loads(f"v = {raw}")["v"]
+        except tomllib.TOMLDecodeError:
+            params[key.strip()] = raw
+    return params
