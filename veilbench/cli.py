@@ -1,0 +1,247 @@
+"""The ``veilbench`` command line (click). Plugins add commands with ``register_commands``."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+import click
+
+import veilbench
+from veilbench.errors import VeilbenchError
+from veilbench.plugins import get_plugins
+from veilbench.registry import KINDS
+
+
+class VeilbenchGroup(click.Group):
+    """Shows a :class:`VeilbenchError` as one line (the fix included); ``--verbose`` for more."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except VeilbenchError as exc:
+            if ctx.obj and ctx.obj.get("verbose") or os.environ.get("VEILBENCH_DEBUG"):
+                traceback.print_exc()
+            click.echo(f"Error: {exc}", err=True)
+            ctx.exit(2)
+
+
+@click.group(cls=VeilbenchGroup)
+@click.version_option(veilbench.__version__, prog_name="veilbench")
+@click.option("-v", "--verbose", is_flag=True, help="Show tracebacks for errors.")
+@click.pass_context
+def cli(ctx: click.Context, verbose: bool) -> None:
+    """Craft and benchmark visual face-privacy protections (person-specific veils)."""
+    ctx.ensure_object(dict)["verbose"] = verbose
+
+
+def _echo_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, default=str))
+
+
+@cli.command("list")
+@click.argument("kind", type=click.Choice(KINDS))
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def list_command(kind: str, as_json: bool) -> None:
+    """List registered models, protectors, attacks or datasets."""
+    entries = list(get_plugins().registries[kind])
+    if as_json:
+        _echo_json([_describe(e) for e in entries])
+        return
+    for e in entries:
+        click.echo(f"{e.name:<22} {e.metadata.get('description', '')}  [{e.plugin}]")
+
+
+def _describe(entry) -> dict[str, Any]:
+    data = entry.to_dict()
+    card_factory = entry.metadata.get("card_factory")
+    if card_factory:  # cheap: builds a card, never loads weights
+        import importlib
+
+        module, _, attr = card_factory.partition(":")
+        try:
+            data["card"] = getattr(importlib.import_module(module), attr)().to_dict()
+        except Exception as exc:  # a card must not break listing
+            data["card_error"] = f"{type(exc).__name__}: {exc}"
+    if entry.kind == "models":
+        from veilbench.weights import status
+
+        data["available"] = all(status(w).available for w in entry.metadata.get("weights", []))
+    return data
+
+
+@cli.command("plugins")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def plugins_command(as_json: bool) -> None:
+    """List installed plugins with their package versions and status."""
+    infos = get_plugins().plugin_versions()
+    if as_json:
+        _echo_json(infos)
+        return
+    for i in infos:
+        line = f"{i['name']:<22} {i['package']} {i['version']:<10} {i['status']}"
+        click.echo(line + (f": {i['error']}" if i["error"] else ""))
+
+
+@cli.command("run")
+@click.option("--protector", default=None, help="Protector name (see `veilbench list protectors`).")
+@click.option("--models", default=None, help="all | a,b | wildcards | -exclusions.")
+@click.option("--surrogates", default=None, help="Also craft one ensemble veil against a,b,c.")
+@click.option("--attacks", default=None, help="Attacks for robustness sweeps (same selection).")
+@click.option("--dataset", default=None, help="Dataset name or path (LFW folder/.tgz, image folder).")
+@click.option("--out", default=None, type=click.Path(), help="Output folder [reports/latest].")
+@click.option("--config", "config_file", default=None, type=click.Path(exists=True, dir_okay=False),
+              help="TOML config file [./veilbench.toml when present].")
+@click.option("--device", default=None, type=click.Choice(["auto", "cpu", "cuda"]))
+@click.option("--seed", default=None, type=int)
+@click.option("--identities", default=None, type=int, help="Probe identities (0 = all).")
+@click.option("--max-distractors", default=None, type=int, help="Cap the gallery's distractors.")
+@click.option("--param", "params", multiple=True, help="Protector hyper-parameter key=value.")
+@click.option("--checkpoint", "checkpoints", multiple=True,
+              help="MODEL=PATH: weights for an architecture (or the ONNX file for `onnx`).")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def run_command(config_file, params, checkpoints, quiet, identities, max_distractors, **flags):
+    """Craft veils and evaluate them: writes OUT/results.json and OUT/report.html."""
+    from veilbench.config import build_config, load_config, parse_params
+    from veilbench.runner import run
+
+    values = load_config(config_file)
+    flags["protocol.identities"] = identities
+    flags["protocol.max_distractors"] = max_distractors
+    if params:
+        flags["protector_params"] = {**values.get("protector_params", {}), **parse_params(params)}
+    if quiet:
+        flags["progress"] = False
+    config = build_config(values, flags)
+    ckpts = dict(_split_pair(c) for c in checkpoints)
+    doc = run(config, checkpoints=ckpts)
+    _print_summary(doc)
+
+
+def _split_pair(text: str) -> tuple[str, str]:
+    from veilbench.errors import ConfigError
+
+    if "=" not in text:
+        raise ConfigError(f"--checkpoint takes MODEL=PATH, got {text!r}")
+    name, path = text.split("=", 1)
+    return name.strip(), path.strip()
+
+
+def _print_summary(doc: dict) -> None:
+    results = doc["results"]
+    for warning in doc.get("warnings", []):
+        click.echo(f"WARNING: {warning}", err=True)
+    click.echo("MSR (rows: surrogate; columns: target; held-out photos)")
+    for surrogate, row in results.get("msr", {}).items():
+        cells = "  ".join(f"{t}={v['held_out']['msr']:.2f}" for t, v in row.items())
+        click.echo(f"  {surrogate:<24} {cells}")
+    for surrogate, m in results.get("image_metrics", {}).items():
+        p, r = m["protected"], m["recovered"]
+        click.echo(
+            f"  {surrogate:<24} protected SSIM {p['ssim']:.3f} LPIPS {p['lpips']:.3f} | "
+            f"recovered SSIM {r['ssim']:.3f}"
+        )
+
+
+@cli.command("report")
+@click.argument("results", type=click.Path(exists=True, dir_okay=False))
+@click.option("-o", "--output", default=None, type=click.Path(), help="[next to RESULTS]")
+def report_command(results: str, output: str | None) -> None:
+    """Re-render the HTML report from a results.json alone."""
+    from veilbench.report import render_report
+    from veilbench.results import read_results
+
+    doc = read_results(results)
+    target = Path(output) if output else Path(results).with_name("report.html")
+    render_report(doc, target)
+    click.echo(str(target))
+
+
+@cli.command("compare")
+@click.argument("base", type=click.Path(exists=True, dir_okay=False))
+@click.argument("new", type=click.Path(exists=True, dir_okay=False))
+@click.option("--tolerance", default="msr=0.02,ssim=0.01,lpips=0.02",
+              help="How much worse each metric may get: msr=0.02,ssim=0.01,lpips=0.02,rank1=...")
+@click.option("--markdown", "markdown_file", default=None, type=click.Path(),
+              help="Also write the table as Markdown (for a pull-request comment).")
+def compare_command(base: str, new: str, tolerance: str, markdown_file: str | None) -> None:
+    """Compare two results files; exit 1 when a metric got worse than its tolerance."""
+    from veilbench.compare import compare, parse_tolerance
+    from veilbench.results import read_results
+
+    report = compare(read_results(base), read_results(new), parse_tolerance(tolerance))
+    click.echo(report.table())
+    if markdown_file:
+        from veilbench.results import write_text_atomic
+
+        write_text_atomic(markdown_file, report.markdown())
+    if report.regressions:
+        click.echo(f"{len(report.regressions)} regression(s) beyond tolerance", err=True)
+        sys.exit(1)
+
+
+@cli.group("weights")
+def weights_group() -> None:
+    """Pretrained weight files: where they are, and fetching them."""
+
+
+@weights_group.command("list")
+@click.option("--json", "as_json", is_flag=True)
+def weights_list(as_json: bool) -> None:
+    """List known weight files, their sha256 and whether they are on disk."""
+    from veilbench.weights import KNOWN_WEIGHTS, status
+
+    rows = []
+    for w in KNOWN_WEIGHTS.values():
+        s = status(w)
+        rows.append({"name": w.name, "sha256": w.sha256, "size": w.size, "licence": w.licence,
+                     "path": str(s.path) if s.path else None, "status": s.reason,
+                     "sources": w.describe_sources()})
+    if as_json:
+        _echo_json(rows)
+        return
+    for r in rows:
+        click.echo(f"{r['name']:<44} {r['status']}")
+
+
+@weights_group.command("fetch")
+@click.argument("names", nargs=-1, required=True)
+def weights_fetch(names: tuple[str, ...]) -> None:
+    """Fetch weight files by name (or `all`) into the cache, checking sha256."""
+    from veilbench.errors import ConfigError
+    from veilbench.weights import KNOWN_WEIGHTS, resolve
+
+    wanted = list(KNOWN_WEIGHTS) if "all" in names else list(names)
+    for name in wanted:
+        if name not in KNOWN_WEIGHTS:
+            raise ConfigError(f"unknown weight file {name!r}; known: {', '.join(KNOWN_WEIGHTS)}")
+        click.echo(f"{name}: {resolve(KNOWN_WEIGHTS[name])}")
+
+
+_BUILT = False
+
+
+def build_cli() -> click.Group:
+    """The root group with the optional commands and the plugins' commands mounted (once)."""
+    global _BUILT
+    if not _BUILT:
+        from veilbench.commands import COMMANDS
+
+        for command in COMMANDS:
+            cli.add_command(command)
+        get_plugins().add_commands(cli)
+        _BUILT = True
+    return cli
+
+
+def main() -> None:
+    try:
+        group = build_cli()
+    except VeilbenchError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(2)
+    group(prog_name="veilbench")

@@ -1,0 +1,1 @@
+"""Face-recognition models: the contract (``base``), real pretrained ports and architectures."""
