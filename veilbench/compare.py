@@ -42,7 +42,7 @@ def flatten(doc: dict[str, Any]) -> dict[str, tuple[str, float]]:
         out[f"lpips/{surrogate}/protected"] = ("lpips", m["protected"]["lpips"])
         out[f"recovery_ssim/{surrogate}"] = ("recovery_ssim", m["recovered"]["ssim"])
         out[f"recovery_lpips/{surrogate}"] = ("recovery_lpips", m["recovered"]["lpips"])
-    return out
+    return {k: v for k, v in out.items() if v[1] is not None}  # null = NaN: not comparable
 
 
 @dataclass

@@ -60,7 +60,10 @@ def _strict() -> bool:
 class Plugins:
     """The loaded plugin manager plus the registries its hooks filled."""
 
-    def __init__(self, entry_points_: list[EntryPoint] | None = None):
+    def __init__(
+        self, entry_points_: list[EntryPoint] | None = None, modules: dict[str, Any] | None = None
+    ):
+        """Load ``entry_points_`` (default: the installed ones), then in-process ``modules``."""
         self.pm = pluggy.PluginManager(hookspecs.PROJECT)
         self.pm.add_hookspecs(hookspecs)
         self.info: dict[str, PluginInfo] = {}
@@ -68,6 +71,10 @@ class Plugins:
         eps = entry_points_ if entry_points_ is not None else _veilbench_entry_points()
         for ep in eps:
             self._load(ep)
+        for name, module in (modules or {}).items():
+            self.info[name] = PluginInfo(name, "(in-process)", "-", False)
+            self.pm.register(module, name=name)
+            self.pm.check_pending()
         for kind in KINDS:
             self._collect(kind)
 
@@ -116,13 +123,13 @@ class Plugins:
     def _collect(self, kind: str) -> None:
         registry = self.registries[kind]
         hook = getattr(self.pm.hook, f"register_{kind}")
-        for impl in reversed(hook.get_hookimpls()):  # registration order = load order
+        for impl in hook.get_hookimpls():  # registration order = load order
             register = partial(_register_into, registry, impl.plugin_name)
             self._call(impl, register=register)
 
     def add_commands(self, cli: Any) -> None:
         """Call every ``register_commands`` implementation with the root click group."""
-        for impl in reversed(self.pm.hook.register_commands.get_hookimpls()):
+        for impl in self.pm.hook.register_commands.get_hookimpls():
             self._call(impl, cli=cli)
 
     def _call(self, impl: pluggy.HookImpl, **kwargs: Any) -> None:
@@ -164,10 +171,10 @@ def get_plugins() -> Plugins:
     return _PLUGINS
 
 
-def reset_plugins() -> None:
-    """Forget loaded plugins (tests change the environment and reload)."""
+def reset_plugins(plugins: Plugins | None = None) -> None:
+    """Forget loaded plugins, or install ``plugins`` (tests change the environment and reload)."""
     global _PLUGINS
-    _PLUGINS = None
+    _PLUGINS = plugins
 
 
 def registry(kind: str) -> Registry:

@@ -362,8 +362,8 @@ def run(config: RunConfig, *, log: Log = stderr_log, checkpoints: dict[str, str]
 
 def _config_dict(protector: Any) -> dict:
     cfg = getattr(protector, "config", None)
-    if cfg is None:
-        return {}
+    if cfg is None or isinstance(cfg, dict):
+        return dict(cfg or {})
     return cfg.to_dict() if hasattr(cfg, "to_dict") else dict(vars(cfg))
 
 
@@ -395,12 +395,17 @@ def craft_and_protect(
             craft = quantise(protector.apply(veil, p.craft.tensor()).cpu())
             held = quantise(protector.apply(veil, p.held_out.tensor()).cpu())
             recovered = protector.recover(veil, craft).cpu()
-        image = getattr(veil, "image", None) if veil is not None else None
         protected[p.identity] = {
             "craft": craft, "held_out": held, "craft_recovered": quantise(recovered),
-            "veil": image if (image is not None and image.ndim == 3) else None, "obj": veil,
+            "veil": _veil_image(veil), "obj": veil,
         }
     return protected
+
+
+def _veil_image(veil: Any) -> torch.Tensor | None:
+    """The veil as one 3 x S x S image, when the protector has one (per-image ones do not)."""
+    image = veil if isinstance(veil, torch.Tensor) else getattr(veil, "image", None)
+    return image.detach().cpu() if image is not None and image.ndim == 3 else None
 
 
 def evaluate_msr(models, states, data, protected, config, device) -> dict:

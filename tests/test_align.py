@@ -1,0 +1,166 @@
+"""Reading photos and aligning them to the canonical crop, on real LFW faces."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from veilbench.data.align import FaceAligner, center_crop, similarity_transform
+from veilbench.data.images import load_rgb, save_png
+from veilbench.errors import DataError, WeightsError
+from veilbench.models.base import FaceSpace
+
+
+@pytest.fixture(scope="module")
+def aligner() -> FaceAligner:
+    al = FaceAligner()
+    try:
+        al.detector()
+    except WeightsError as exc:
+        pytest.skip(f"YuNet weights unavailable: {exc}")
+    return al
+
+
+@pytest.fixture(scope="module")
+def photo(lfw_dev: Path) -> Path:
+    return lfw_dev / "AJ_Cook" / "AJ_Cook_0001.jpg"
+
+
+def _template(space: FaceSpace) -> np.ndarray:
+    return np.asarray(space.landmarks())
+
+
+def test_similarity_transform_recovers_a_known_similarity():
+    rng = np.random.default_rng(0)
+    src = rng.uniform(0, 100, (5, 2))
+    angle, scale = 0.3, 1.7
+    rot = scale * np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    m = similarity_transform(src, src @ rot.T + [3.0, -4.0])
+    np.testing.assert_allclose(m, np.c_[rot, [3.0, -4.0]], atol=1e-9)
+
+
+def test_real_photo_aligns_onto_the_template(aligner, photo):
+    face = aligner.align(load_rgb(photo))
+    space = aligner.space
+    assert face.crop.shape == (space.size, space.size, 3) and face.crop.dtype == np.float32
+    assert 0 <= face.crop.min() and face.crop.max() <= 255 and face.crop.std() > 20
+    assert face.method == "yunet" and face.n_faces == 1 and face.score > 0.9
+    # YuNet's points go to the template (a 5-point similarity fit leaves a few px residual)...
+    moved = face.landmarks @ face.matrix[:, :2].T + face.matrix[:, 2]
+    assert np.abs(moved - _template(space)).mean() < 3.0
+    # ...and detecting again on the crop itself finds the face where the template says.
+    again = aligner.detect(face.crop.round().astype(np.uint8))
+    assert len(again) == 1
+    assert np.abs(again[0, 4:14].reshape(5, 2) - _template(space)).mean() < 3.0
+
+
+def test_other_face_spaces_get_their_own_size(aligner, photo):
+    space = FaceSpace(template_size=224, margin=0)
+    face = FaceAligner(space).align(load_rgb(photo))
+    assert face.crop.shape == (224, 224, 3)
+    moved = face.landmarks @ face.matrix[:, :2].T + face.matrix[:, 2]
+    assert np.abs(moved - _template(space)).mean() < 6.0
+
+
+def test_center_box_agrees_with_yunet_on_deep_funneled_photos(aligner, lfw_dev):
+    people = ["Aaron_Peirsol", "Aaron_Sorkin", "AJ_Cook", "Abdullah_Gul"]
+    errors = []
+    for name in people:
+        photo = sorted((lfw_dev / name).glob("*.jpg"))[0]
+        image = load_rgb(photo)
+        fixed = FaceAligner(method="center").align(image)
+        assert fixed.method == "center" and fixed.score is None
+        assert fixed.crop.shape == (144, 144, 3)
+        errors.append(np.abs(fixed.landmarks - aligner.align(image).landmarks).mean())
+    # The fixed box is an average: single photos are off by a few px, not by a face part.
+    assert np.mean(errors) < 5.0, errors
+
+
+def test_center_crop_scales_with_photo_size(photo):
+    image = load_rgb(photo)
+    small = cv2.resize(image, (125, 125), interpolation=cv2.INTER_AREA)
+    a, b = center_crop(image), center_crop(small)
+    np.testing.assert_allclose(a.landmarks / 2, b.landmarks, atol=1e-6)
+    assert np.abs(a.crop - b.crop).mean() < 12  # same framing, lower resolution
+
+
+@pytest.mark.parametrize("kind", ["grey", "noise"])
+def test_no_face_raises_data_error(aligner, kind):
+    rng = np.random.default_rng(0)
+    if kind == "grey":
+        image = np.full((200, 200, 3), 128, np.uint8)
+    else:
+        image = rng.integers(0, 256, (200, 200, 3), dtype=np.uint8)
+    with pytest.raises(DataError, match="no face found"):
+        aligner.align(image)
+
+
+def test_several_faces_picks_the_central_one(aligner, lfw_dev, photo):
+    canvas = np.full((600, 600, 3), 90, np.uint8)
+    canvas[175:425, 175:425] = load_rgb(photo)
+    other = load_rgb(sorted((lfw_dev / "Aaron_Sorkin").glob("*.jpg"))[0])
+    canvas[:250, 350:600] = other  # same size, in a corner
+    face = aligner.align(canvas)
+    assert face.n_faces == 2
+    assert np.all((face.landmarks > 175) & (face.landmarks < 425))
+
+
+@pytest.mark.parametrize("mode", ["L", "RGBA", "P", "CMYK"])
+def test_other_image_modes_load_as_rgb_and_align(aligner, photo, tmp_path, mode):
+    path = tmp_path / f"face_{mode}.{'jpg' if mode == 'CMYK' else 'png'}"
+    Image.open(photo).convert(mode).save(path)
+    image = load_rgb(path)
+    assert image.shape == (250, 250, 3) and image.dtype == np.uint8
+    if mode == "L":
+        assert np.array_equal(image[..., 0], image[..., 2])
+    assert aligner.align(image).n_faces == 1
+
+
+def test_exif_orientation_is_applied(photo, tmp_path):
+    image = Image.open(photo).crop((0, 0, 250, 200))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 CW to display"
+    path = tmp_path / "rotated.jpg"
+    image.save(path, exif=exif)
+    assert load_rgb(path).shape == (250, 200, 3)
+
+
+def test_truncated_jpeg_raises_data_error_naming_the_file(photo, tmp_path):
+    path = tmp_path / "cut_short.jpg"
+    path.write_bytes(photo.read_bytes()[:3000])
+    with pytest.raises(DataError, match="cut_short.jpg"):
+        load_rgb(path)
+
+
+def test_not_an_image_and_missing_file_raise_data_error(tmp_path):
+    path = tmp_path / "notes.jpg"
+    path.write_text("not a photo")
+    with pytest.raises(DataError, match="notes.jpg"):
+        load_rgb(path)
+    with pytest.raises(DataError, match="does not exist"):
+        load_rgb(tmp_path / "absent.png")
+
+
+def test_tiny_image_raises_data_error(tmp_path):
+    path = tmp_path / "tiny.png"
+    Image.new("RGB", (20, 40)).save(path)
+    with pytest.raises(DataError, match="tiny.png.*20 x 40"):
+        load_rgb(path)
+
+
+def test_save_png_round_trips_and_leaves_no_temp_file(tmp_path):
+    image = np.random.default_rng(1).integers(0, 256, (40, 50, 3), dtype=np.uint8)
+    path = save_png(tmp_path / "sub" / "out.png", image)
+    assert np.array_equal(load_rgb(path), image)
+    assert [p.name for p in path.parent.iterdir()] == ["out.png"]
+    with pytest.raises(DataError, match="uint8"):
+        save_png(tmp_path / "bad.png", image.astype(np.float32))
+
+
+def test_unknown_method_is_rejected():
+    with pytest.raises(DataError, match="yunet"):
+        FaceAligner(method="mtcnn")
