@@ -41,3 +41,18 @@ def test_parse_params_types():
         "a": 1, "b": 0.5, "c": True, "d": "hull", "e": "x"}
     with pytest.raises(ConfigError):
         parse_params(("novalue",))
+
+
+def test_shipped_dataset_configs_load():
+    from pathlib import Path
+
+    for path in sorted((Path(__file__).parents[1] / "datasets").glob("*.toml")):
+        config = build_config(load_config(path), {})
+        assert config.protocol.n_craft >= 1, path
+
+
+def test_run_identities_alias(tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[run]\nidentities = 7\nmax_distractors = 100\n")
+    config = build_config(load_config(cfg), {})
+    assert config.protocol.identities == 7 and config.protocol.max_distractors == 100

@@ -62,6 +62,8 @@ class RunConfig:
 
 _RUN_KEYS = {f.name for f in fields(RunConfig)} - {"protocol", "protector_params", "attack_sweeps"}
 _PROTOCOL_KEYS = {f.name for f in fields(ProtocolConfig)}
+# [run] keys that mirror CLI flags but live in the protocol section.
+_RUN_ALIASES = {"identities": "protocol.identities", "max_distractors": "protocol.max_distractors"}
 
 
 def load_config(path: str | Path | None) -> dict[str, Any]:
@@ -80,9 +82,9 @@ def load_config(path: str | Path | None) -> dict[str, Any]:
         raise ConfigError(f"config {path}: unknown sections {sorted(unknown)} (allowed {allowed})")
     out: dict[str, Any] = {}
     for key, value in raw.get("run", {}).items():
-        if key not in _RUN_KEYS:
+        if key not in _RUN_KEYS and key not in _RUN_ALIASES:
             raise ConfigError(f"config {path}: unknown [run] key {key!r}")
-        out[key] = value
+        out[_RUN_ALIASES.get(key, key)] = value
     for key, value in raw.get("protocol", {}).items():
         if key not in _PROTOCOL_KEYS:
             raise ConfigError(f"config {path}: unknown [protocol] key {key!r}")
