@@ -404,7 +404,7 @@ def craft_and_protect(
 
 def _veil_image(veil: Any) -> torch.Tensor | None:
     """The veil as one 3 x S x S image, when the protector has one (per-image ones do not)."""
-    image = veil if isinstance(veil, torch.Tensor) else getattr(veil, "image", None)
+    image = veil if isinstance(veil, torch.Tensor) else getattr(veil, "veil", None)
     return image.detach().cpu() if image is not None and image.ndim == 3 else None
 
 
