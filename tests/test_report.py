@@ -1,0 +1,469 @@
+"""The HTML report: numbers match the results document, the page is self-contained and safe."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import io
+import json
+import random
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+
+from veilbench.report import environment, render_html, render_report
+from veilbench.report.charts import Series, heat_style, line_chart, nice_ticks
+
+REPO = Path(__file__).resolve().parents[1]
+MODELS = ("sface", "facenet", "dlib_resnet")
+SURROGATES = (*MODELS, "sface+facenet")
+IDENTITIES = ("Ada_Lovelace", "<b>x</b>", "Grace_Hopper")
+
+
+def tiny_png(colour: tuple[int, int, int]) -> str:
+    """An 8x8 PNG data URI, like the runner's thumbnails but small."""
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 8), colour).save(buf, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def make_doc(seed: int = 0) -> dict[str, Any]:
+    """A realistic results document (3 models + an ensemble, 2 attacks), as runner.run() builds."""
+    rng = random.Random(seed)
+
+    def r() -> float:  # awkward floats, so full precision matters
+        return rng.randrange(1, 3000) / 2999
+
+    msr = {
+        s: {
+            t: {
+                subset: {"msr": r(), "rank1_protected": r(), "rank1_clean": 0.9 + r() / 10, "n": 30}
+                for subset in ("craft", "held_out")
+            }
+            for t in MODELS
+        }
+        for s in SURROGATES
+    }
+    msr["facenet"]["dlib_resnet"]["held_out"]["msr"] = None  # NaN in the run
+    sweep = {
+        "gaussian": ("sigma", [0.0, 30.0, 60.0, 120.0, 150.0]),
+        "median": ("kernel", [1, 3, 5]),
+    }
+    robustness = {
+        s: {
+            attack: {
+                "parameter": parameter,
+                "strengths": strengths,
+                "protected": {t: [r() for _ in strengths] for t in MODELS},
+                "clean": {t: [r() for _ in strengths] for t in MODELS},
+            }
+            for attack, (parameter, strengths) in sweep.items()
+        }
+        for s in SURROGATES
+    }
+    robustness["sface"]["gaussian"]["protected"]["facenet"][2] = None
+    colours = [(200, 30, 30), (30, 200, 30), (30, 30, 200), (90, 90, 90)]
+    return {
+        "schema_version": 1,
+        "veilbench_version": "0.1.0",
+        "created_utc": "2024-06-01T12:00:00+00:00",
+        "environment": {
+            "python": "3.11.9",
+            "torch": "2.3.0",
+            "numpy": "1.26.4",
+            "cuda": None,
+            "device": "cpu",
+            "cpu": "x86_64",
+            "cpu_count": 2,
+            "torch_threads": 2,
+            "os": "Linux-6.1",
+            "hostname_hash": "abc123def456",
+            "git_commit": None,
+        },
+        "plugins": [
+            {
+                "name": "builtin_models",
+                "package": "veilbench",
+                "version": "0.1.0",
+                "builtin": True,
+                "status": "loaded",
+                "error": "",
+                "hooks": ["register_models"],
+            }
+        ],
+        "config": {
+            "protector": "veil",
+            "models": ",".join(MODELS),
+            "surrogates": "sface,facenet",
+            "attacks": "gaussian,median",
+            "dataset": "/data/lfw",
+            "seed": 7,
+            "batch_size": 32,
+            "robustness_on": "held_out",
+            "max_attack_images": None,
+            "protocol": {"min_images": 20, "n_craft": 10, "n_enrol": 5, "seed": 7},
+            "protector_params": {"iterations": 100},
+            "attack_sweeps": {"gaussian": [0.0, 30.0, 60.0, 120.0, 150.0]},
+            "device_resolved": "cpu",
+            "protector_config": {"alpha": 0.2, "lambda_vis": 1.0, "mu_var": 30.0},
+        },
+        "dataset": {
+            "name": "lfw-dev",
+            "root": "/data/lfw",
+            "images": 2370,
+            "identities": 1680,
+            "alignment": "yunet",
+            "synthetic": False,
+            "description": "",
+        },
+        "split": {
+            "probes": [
+                {"identity": i, "craft": [], "enrol": [], "held_out": []} for i in IDENTITIES
+            ],
+            "distractor_images": 2000,
+            "distractor_identities": 1600,
+            "skipped_identities": [],
+        },
+        "models": {
+            m: {
+                "name": m,
+                "architecture": f"{m}-arch",
+                "embedding_size": 128,
+                "pretrained": True,
+                "licence": "MIT",
+                "source": "",
+                "paper": "",
+                "weights": [{"name": f"{m}.pt", "sha256": "ab" * 32, "sources": []}],
+            }
+            for m in MODELS
+        },
+        "skipped_models": [{"model": "arcface_r100", "reason": "weights unavailable: offline"}],
+        "warnings": [],
+        "problems": [
+            {"identity": "Bob", "file": "/data/lfw/Bob/Bob_0001.jpg", "reason": "no face found"}
+        ],
+        "timings": {
+            "prepare_s": 12.5,
+            "clean_embedding_s": 30.0,
+            "total_s": 400.0,
+            "craft_s": {
+                s: {"total": 120.0, "per_veil": 40.0, "per_image": 4.0, "veils": 3}
+                for s in SURROGATES
+            },
+            "evaluate_s": {s: 20.0 for s in SURROGATES},
+        },
+        "results": {
+            "clean": {t: {"craft": 0.97, "held_out": r()} for t in MODELS},
+            "msr": msr,
+            "image_metrics": {
+                s: {
+                    "protected": {"ssim": 0.012, "lpips": 1.3, "psnr": 8.1, "n": 60},
+                    "recovered": {"ssim": 0.98, "lpips": 0.002, "psnr": 45.0, "n": 30},
+                }
+                for s in SURROGATES
+            },
+            "robustness": robustness,
+            "impersonation": {s: {t: r() for t in MODELS} for s in SURROGATES},
+            "samples": {
+                s: {
+                    i: {
+                        "original": tiny_png(colours[0]),
+                        "protected": tiny_png(colours[1]),
+                        "recovered": tiny_png(colours[2]),
+                        "veil": tiny_png(colours[3]) if s != "sface" else None,
+                    }
+                    for i in IDENTITIES
+                }
+                for s in SURROGATES
+            },
+            "white_box": {},
+            "per_identity": {},
+        },
+    }
+
+
+class Page(HTMLParser):
+    """Collects what the tests look at: cells with data-value per table id, img/link/script tags."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tables: dict[str, list[dict[str, str]]] = {}
+        self.tags: list[tuple[str, dict[str, str]]] = []
+        self._table: list[str] = []
+        self._cell: dict[str, str] | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = {k: v or "" for k, v in attrs}
+        self.tags.append((tag, a))
+        if tag == "table":
+            self._table.append(a.get("id", ""))
+        elif tag == "td" and "data-value" in a and self._table:
+            self._cell = {**a, "text": ""}
+            self.tables.setdefault(self._table[-1], []).append(self._cell)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "table" and self._table:
+            self._table.pop()
+        elif tag == "td":
+            self._cell = None
+
+    def handle_data(self, data: str) -> None:
+        if self._cell is not None:
+            self._cell["text"] += data
+
+
+def parse(html: str) -> Page:
+    page = Page()
+    page.feed(html)
+    return page
+
+
+def heat_cells(page: Page, subset: str) -> dict[tuple[str, str], dict[str, str]]:
+    return {
+        (c["data-surrogate"], c["data-target"]): c
+        for c in page.tables[f"msr-{subset}"]
+        if "data-surrogate" in c
+    }
+
+
+def expected_value(value: float | None) -> float | None:
+    return None if value is None else float(value)
+
+
+def cell_value(cell: dict[str, str]) -> float | None:
+    return None if cell["data-value"] == "null" else float(cell["data-value"])
+
+
+@pytest.fixture(scope="module")
+def doc() -> dict[str, Any]:
+    return make_doc()
+
+
+@pytest.fixture(scope="module")
+def html(doc: dict[str, Any]) -> str:
+    return render_html(doc)
+
+
+@pytest.mark.parametrize("subset", ["craft", "held_out"])
+def test_heatmap_values_equal_the_document(doc: dict, html: str, subset: str) -> None:
+    cells = heat_cells(parse(html), subset)
+    msr = doc["results"]["msr"]
+    assert set(cells) == {(s, t) for s in msr for t in MODELS}
+    for (s, t), cell in cells.items():
+        assert cell_value(cell) == expected_value(msr[s][t][subset]["msr"]), (s, t)
+    # full precision, not the 3 decimals on screen
+    some = msr["sface"]["facenet"][subset]["msr"]
+    assert cells[("sface", "facenet")]["data-value"] == repr(some)
+
+
+def test_null_cell_reads_null_and_na(html: str) -> None:
+    cell = heat_cells(parse(html), "held_out")[("facenet", "dlib_resnet")]
+    assert cell["data-value"] == "null"
+    assert "n/a" in cell["text"]
+
+
+def test_clean_rank1_row(doc: dict, html: str) -> None:
+    clean = [c for c in parse(html).tables["msr-held_out"] if "clean-rank1" in c.get("class", "")]
+    assert {c["data-target"]: float(c["data-value"]) for c in clean} == {
+        t: doc["results"]["clean"][t]["held_out"] for t in MODELS
+    }
+
+
+def test_white_box_cells_are_marked(html: str) -> None:
+    for subset in ("craft", "held_out"):
+        for (s, t), cell in heat_cells(parse(html), subset).items():
+            white = t in s.split("+")
+            assert ("white-box" in cell["class"].split()) == white, (s, t)
+            assert ("white-box" in cell["text"]) == white, (s, t)
+
+
+def test_headline_verdict_numbers(doc: dict, html: str) -> None:
+    msr = doc["results"]["msr"]
+    white = [msr[s][t]["held_out"]["msr"] for s in msr for t in MODELS if t in s.split("+")]
+    black = [
+        msr[s][t]["held_out"]["msr"]
+        for s in msr
+        for t in MODELS
+        if t not in s.split("+") and msr[s][t]["held_out"]["msr"] is not None
+    ]
+    headline = html.split('id="headline"')[1].split("</section>")[0]
+    assert f"{sum(white) / len(white):.3f}" in headline
+    assert f"{sum(black) / len(black):.3f}" in headline
+    assert f"mean of {len(black)} pairs" in headline  # the null pair is not counted
+    assert "lfw-dev" in headline and "<dt>Protected identities</dt><dd>3 " in headline
+
+
+def test_one_chart_per_surrogate_and_attack(doc: dict, html: str) -> None:
+    svgs = [a for tag, a in parse(html).tags if tag == "svg"]
+    assert {(a["data-surrogate"], a["data-attack"]) for a in svgs} == {
+        (s, attack) for s, attacks in doc["results"]["robustness"].items() for attack in attacks
+    }
+    chart = html.split('data-surrogate="sface" data-attack="gaussian"', 1)[1].split("</svg>")[0]
+    assert "stroke-dasharray" in chart and "clean photos, same attack" in chart  # baseline
+    assert ">sface (white-box)<" in chart
+    for target in MODELS:
+        assert f">{target}" in chart  # legend entry
+        assert f"{target}, clean photos: gaussian sigma 150" in chart  # hover title, last point
+    assert "gaussian sigma" in chart and ">MSR<" in chart  # axis labels
+    assert ">150<" in chart  # an x tick at the largest strength
+
+
+def test_chart_gap_for_null_value() -> None:
+    svg = line_chart(
+        [0, 1, 2, 3],
+        [Series("m", [0.9, 0.8, None, 0.1], "#000")],
+        x_label="sigma",
+        y_label="MSR",
+        title="t",
+    )
+    assert svg.count("<polyline") == 1  # only the 0-1 run; a single point makes no line
+    assert svg.count("<circle") == 3
+
+
+def test_self_contained(html: str) -> None:
+    page = parse(html)
+    assert not [t for t, _ in page.tags if t in ("script", "link", "iframe", "object")]
+    for tag, attrs in page.tags:
+        if "src" in attrs:
+            assert attrs["src"].startswith("data:image/"), tag
+        if tag == "a":
+            assert attrs["href"].startswith("#")
+    for needle in ('src="http', 'href="http', "<script", "url(", "@import"):
+        assert needle not in html
+
+
+def test_identity_names_are_escaped(html: str) -> None:
+    assert "<b>x</b>" not in html
+    assert "&lt;b&gt;x&lt;/b&gt;" in html
+
+
+def test_external_image_uris_are_dropped(doc: dict) -> None:
+    evil = copy.deepcopy(doc)
+    evil["results"]["samples"]["sface"]["Ada_Lovelace"]["original"] = "https://evil.example/x.png"
+    out = render_html(evil)
+    assert "evil.example" not in out
+
+
+def test_image_grid_per_identity(doc: dict, html: str) -> None:
+    imgs = [a for tag, a in parse(html).tags if tag == "img"]
+    n_veils = sum(
+        v["veil"] is not None for s in doc["results"]["samples"].values() for v in s.values()
+    )
+    assert len(imgs) == len(SURROGATES) * len(IDENTITIES) * 3 + n_veils
+    assert html.count('aria-label="the veil not available"') == len(IDENTITIES)  # sface: no veil
+
+
+def test_paper_reference_and_metrics(html: str) -> None:
+    for figure in (
+        "0.011–0.012",
+        "1.247–1.287",
+        "0.034–0.043",
+        "0.710–0.785",
+        "0.868–0.869",
+        "0.046–0.047",
+    ):
+        assert figure in html
+    cells = parse(html).tables["metrics-recovered"]
+    assert 0.98 in [cell_value(c) for c in cells]
+
+
+def test_provenance_and_issues(doc: dict, html: str) -> None:
+    for text in (
+        "arcface_r100",
+        "weights unavailable: offline",
+        "Bob_0001.jpg",
+        "no face found",
+        "builtin_models",
+        "lambda_vis",
+        "protocol.seed",
+        "2.3.0",
+        "40.00 s",
+        "4.00 s",
+    ):
+        assert text in html, text
+    assert '<th scope="col">' in html and "<caption>" in html
+
+
+def test_banners_for_synthetic_data_and_warnings(doc: dict) -> None:
+    plain = render_html(doc)
+    assert 'class="banner' not in plain
+    loud = copy.deepcopy(doc)
+    loud["dataset"]["synthetic"] = True
+    loud["warnings"] = ["only 3 identities <qualified>"]
+    out = render_html(loud)
+    assert 'class="banner synthetic"' in out and "Synthetic dataset" in out
+    assert "only 3 identities &lt;qualified&gt;" in out
+
+
+def _one_model(doc: dict) -> dict:
+    small = copy.deepcopy(doc)
+    small["models"] = {"sface": small["models"]["sface"]}
+    res = small["results"]
+    res["msr"] = {"sface": {"sface": res["msr"]["sface"]["sface"]}}
+    res["image_metrics"] = {
+        "sface": {"protected": {"ssim": None, "lpips": None, "psnr": None, "n": 0}}
+    }
+    res["robustness"], res["impersonation"], res["samples"] = {"sface": {}}, {}, {}
+    res["clean"] = {"sface": {"craft": None, "held_out": None}}
+    small["timings"] = {}
+    return small
+
+
+@pytest.mark.parametrize("variant", ["empty", "no-results", "one-model", "nulls"])
+def test_partial_documents_render(doc: dict, variant: str) -> None:
+    if variant == "empty":
+        partial: dict = {}
+    elif variant == "no-results":
+        partial = {**copy.deepcopy(doc), "results": {}, "timings": {}, "split": {}}
+    elif variant == "one-model":
+        partial = _one_model(doc)
+    else:
+        partial = json.loads(re.sub(r":\s*-?\d+\.\d+", ": null", json.dumps(doc)))
+    out = render_html(partial)
+    assert out.startswith("<!doctype html>") and out.rstrip().endswith("</html>")
+    assert "n/a" in out
+    if variant == "one-model":
+        assert "needs at least two models" in out
+        assert "<svg" not in out
+        assert "No attacks were run" in out
+
+
+def test_user_template_overrides(tmp_path: Path, doc: dict) -> None:
+    (tmp_path / "_headline.html").write_text(
+        '<section id="headline"><p class="mine">Our lab: {{ view.protector }}'
+        " {{ view.samples[1].identity }}</p></section>"
+    )
+    assert environment([tmp_path]).get_template("_headline.html").filename.startswith(str(tmp_path))
+    out = render_html(doc, extra_dirs=[tmp_path])
+    assert '<p class="mine">Our lab: veil &lt;b&gt;x&lt;/b&gt;</p>' in out
+    assert 'id="msr-held_out"' in out  # the rest of the page is veilbench's own
+
+
+def test_render_report_writes_file(tmp_path: Path, doc: dict) -> None:
+    path = render_report(doc, tmp_path / "sub" / "report.html")
+    assert path.read_text(encoding="utf-8") == render_html(doc)
+
+
+def test_renders_the_repository_baseline(tmp_path: Path) -> None:
+    baseline = REPO / "reports" / "baseline.json"
+    if not baseline.is_file():
+        pytest.skip(f"{baseline} not in this checkout")
+    real = json.loads(baseline.read_text())
+    page = parse(render_html(real))
+    for subset in ("craft", "held_out"):
+        cells = heat_cells(page, subset)
+        for s, row in real["results"]["msr"].items():
+            for t, entry in row.items():
+                assert cell_value(cells[(s, t)]) == expected_value(entry[subset]["msr"])
+
+
+def test_heat_style_and_ticks() -> None:
+    assert heat_style(None) == heat_style(float("nan")) != heat_style(0.0)
+    assert heat_style(0.0).startswith("background-color:#f7fbff;color:#111111")
+    assert heat_style(1.0).startswith("background-color:#08306b;color:#ffffff")
+    assert nice_ticks(0, 150, 6) == [0, 25, 50, 75, 100, 125, 150]
+    assert nice_ticks(0, 1, 4) == [0, 0.25, 0.5, 0.75, 1.0]
