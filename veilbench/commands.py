@@ -7,12 +7,17 @@ import click
 from veilbench.workflow import COMMANDS as WORKFLOW_COMMANDS
 
 
-def _train_command() -> list[click.Command]:
-    try:
-        from veilbench.training.train import train_command
-    except ImportError:  # training needs timm; the rest of the CLI does not
-        return []
-    return [train_command]
+def _resolve_teacher(name: str):
+    """A registered model by name (e.g. ``sface``), as a distillation teacher."""
+    from veilbench.plugins import registry
+
+    return registry("models").get(name).create()
 
 
-COMMANDS: list[click.Command] = [*WORKFLOW_COMMANDS, *_train_command()]
+def _train_command() -> click.Command:
+    from veilbench.training.train import make_train_command
+
+    return make_train_command(_resolve_teacher)
+
+
+COMMANDS: list[click.Command] = [*WORKFLOW_COMMANDS, _train_command()]
