@@ -164,3 +164,16 @@ def test_save_png_round_trips_and_leaves_no_temp_file(tmp_path):
 def test_unknown_method_is_rejected():
     with pytest.raises(DataError, match="yunet"):
         FaceAligner(method="mtcnn")
+
+
+def test_aligner_is_safe_to_share_between_threads(aligner, lfw_dev):
+    from concurrent.futures import ThreadPoolExecutor
+
+    photos = [sorted((lfw_dev / n).glob("*.jpg"))[0] for n in ("AJ_Cook", "Aaron_Sorkin")] * 4
+    # Different sizes, so a shared detector's setInputSize would be wrong for some calls.
+    images = [cv2.resize(load_rgb(p), (250 + 50 * i,) * 2) for i, p in enumerate(photos)]
+    alone = [aligner.align(im).landmarks for im in images]
+    with ThreadPoolExecutor(4) as pool:
+        shared = list(pool.map(lambda im: aligner.align(im).landmarks, images))
+    for a, b in zip(alone, shared, strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-4)

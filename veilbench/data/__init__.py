@@ -1,0 +1,1 @@
+"""Reading face images and aligning them into veilbench's canonical crop space."""
