@@ -1,4 +1,4 @@
-"""Shared fixtures. Real faces come from ``../shared/data`` beside the checkout (never copied in)."""
+"""Shared fixtures. Real faces come from ``../shared/data`` beside the checkout (not copied)."""
 
 from __future__ import annotations
 

@@ -19,8 +19,13 @@ class TinyRandomNet(nn.Module):
         super().__init__()
         torch.manual_seed(seed)
         self.net = nn.Sequential(
-            nn.Conv2d(3, 8, 5, stride=4), nn.ReLU(), nn.Conv2d(8, 16, 3, stride=2), nn.ReLU(),
-            nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(64, dim),
+            nn.Conv2d(3, 8, 5, stride=4),
+            nn.ReLU(),
+            nn.Conv2d(8, 16, 3, stride=2),
+            nn.ReLU(),
+            nn.AdaptiveAvgPool2d(2),
+            nn.Flatten(),
+            nn.Linear(64, dim),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -28,8 +33,12 @@ class TinyRandomNet(nn.Module):
 
 
 def tiny_random_model(space: FaceSpace | None = None, seed: int = 0, **_) -> FaceModel:
-    card = ModelCard(name=f"tiny_random_{seed}", architecture="tiny-random-plumbing",
-                     embedding_size=16, input=InputSpec(size=56))
+    card = ModelCard(
+        name=f"tiny_random_{seed}",
+        architecture="tiny-random-plumbing",
+        embedding_size=16,
+        input=InputSpec(size=56),
+    )
     return FaceModel(TinyRandomNet(seed=seed), card, space)
 
 
@@ -39,10 +48,18 @@ def plugins_with_tiny_models() -> Plugins:
 
     @hookimpl
     def register_models(register):
-        register("tiny_random_a", lambda space=None, **kw: tiny_random_model(space, seed=1),
-                 weights=[], description="random weights, plumbing tests only")
-        register("tiny_random_b", lambda space=None, **kw: tiny_random_model(space, seed=2),
-                 weights=[], description="random weights, plumbing tests only")
+        register(
+            "tiny_random_a",
+            lambda space=None, **kw: tiny_random_model(space, seed=1),
+            weights=[],
+            description="random weights, plumbing tests only",
+        )
+        register(
+            "tiny_random_b",
+            lambda space=None, **kw: tiny_random_model(space, seed=2),
+            weights=[],
+            description="random weights, plumbing tests only",
+        )
 
     module.register_models = register_models
     return Plugins(modules={"tiny-models": module})

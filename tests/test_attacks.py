@@ -9,8 +9,9 @@ from veilbench.attacks import blur, gaussian, jpeg, median, resize, salt_pepper
 @pytest.fixture
 def images():
     g = torch.Generator().manual_seed(0)
-    smooth = torch.nn.functional.interpolate(torch.rand(2, 3, 8, 8, generator=g) * 255, size=64,
-                                             mode="bilinear")
+    smooth = torch.nn.functional.interpolate(
+        torch.rand(2, 3, 8, 8, generator=g) * 255, size=64, mode="bilinear"
+    )
     return smooth
 
 

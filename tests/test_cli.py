@@ -22,7 +22,10 @@ def test_list_json_parses_with_name_and_plugin(cli, kind):
 
 
 def test_list_models_carries_metadata(cli):
-    models = {m["name"]: m for m in json.loads(CliRunner().invoke(cli, ["list", "models", "--json"]).output)}
+    models = {
+        m["name"]: m
+        for m in json.loads(CliRunner().invoke(cli, ["list", "models", "--json"]).output)
+    }
     assert models["sface"]["weights"][0]["sha256"].startswith("0ba9fbfa")
     assert models["iresnet50"]["needs"] == "checkpoint"
 
@@ -47,7 +50,10 @@ def test_unknown_protector_param_is_reported(cli):
 
 def test_weights_list_json(cli):
     rows = json.loads(CliRunner().invoke(cli, ["weights", "list", "--json"]).output)
-    assert {r["name"] for r in rows} >= {"face_recognition_sface_2021dec.onnx", "lpips_alexnet.ckpt"}
+    assert {r["name"] for r in rows} >= {
+        "face_recognition_sface_2021dec.onnx",
+        "lpips_alexnet.ckpt",
+    }
 
 
 def test_weights_fetch_unknown_name(cli):

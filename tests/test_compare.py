@@ -16,8 +16,12 @@ def doc(msr=1.0, ssim=0.01, lpips=1.2):
         "schema_version": 1,
         "results": {
             "msr": {"sface": {"sface": {"held_out": {"msr": msr, "rank1_protected": msr}}}},
-            "image_metrics": {"sface": {"protected": {"ssim": ssim, "lpips": lpips},
-                                        "recovered": {"ssim": 0.99, "lpips": 0.01}}},
+            "image_metrics": {
+                "sface": {
+                    "protected": {"ssim": ssim, "lpips": lpips},
+                    "recovered": {"ssim": 0.99, "lpips": 0.01},
+                }
+            },
         },
     }
 

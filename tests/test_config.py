@@ -8,8 +8,10 @@ from veilbench.errors import ConfigError
 
 def test_flags_override_file_and_defaults(tmp_path):
     cfg = tmp_path / "veilbench.toml"
-    cfg.write_text('[run]\nmodels = "sface"\nseed = 3\n[protocol]\nn_craft = 8\n'
-                   '[protector]\niterations = 7\n[attacks.sweeps]\ngaussian = [0, 120]\n')
+    cfg.write_text(
+        '[run]\nmodels = "sface"\nseed = 3\n[protocol]\nn_craft = 8\n'
+        "[protector]\niterations = 7\n[attacks.sweeps]\ngaussian = [0, 120]\n"
+    )
     values = load_config(cfg)
     config = build_config(values, {"seed": 5, "protector": None})
     assert config.models == "sface" and config.seed == 5 and config.protector == "veil"
@@ -38,7 +40,12 @@ def test_broken_toml_is_a_config_error(tmp_path):
 
 def test_parse_params_types():
     assert parse_params(("a=1", "b=0.5", "c=true", "d=hull", 'e="x"')) == {
-        "a": 1, "b": 0.5, "c": True, "d": "hull", "e": "x"}
+        "a": 1,
+        "b": 0.5,
+        "c": True,
+        "d": "hull",
+        "e": "x",
+    }
     with pytest.raises(ConfigError):
         parse_params(("novalue",))
 

@@ -42,15 +42,20 @@ def test_register_protectors_object_is_used():
 
     reg = Plugins(modules={"p": plugin(register_protectors=register_protectors)})
     protector = reg.registries["protectors"].get("half").create()
-    assert torch.equal(protector.apply(None, torch.full((1, 3, 2, 2), 8.0)), torch.full((1, 3, 2, 2), 4.0))
+    assert torch.equal(
+        protector.apply(None, torch.full((1, 3, 2, 2), 8.0)), torch.full((1, 3, 2, 2), 4.0)
+    )
 
 
 def test_register_attacks_with_sweep_metadata():
     def register_attacks(register):
-        register("invert", lambda s: (lambda x: 255 - x), sweep=[1], parameter="none")
+        register("invert", lambda s: lambda x: 255 - x, sweep=[1], parameter="none")
 
-    entry = Plugins(modules={"p": plugin(register_attacks=register_attacks)}).registries[
-        "attacks"].get("invert")
+    entry = (
+        Plugins(modules={"p": plugin(register_attacks=register_attacks)})
+        .registries["attacks"]
+        .get("invert")
+    )
     assert entry.metadata["sweep"] == [1]
     assert entry.create(1)(torch.zeros(1)).item() == 255
 

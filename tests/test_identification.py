@@ -4,8 +4,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from veilbench.evaluation.identification import EmbeddingCache, Gallery, msr, rank1, topk_search
 from tests.helpers import tiny_random_model
+from veilbench.evaluation.identification import EmbeddingCache, Gallery, msr, rank1, topk_search
 
 
 def test_chunked_topk_equals_full_search():

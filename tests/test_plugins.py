@@ -28,7 +28,9 @@ def write_module(folder, name, source):
 
 def test_builtins_load_through_entry_points():
     plugins = Plugins()
-    assert {"sface", "facenet", "dlib_resnet", "iresnet50"} <= set(plugins.registries["models"].names())
+    assert {"sface", "facenet", "dlib_resnet", "iresnet50"} <= set(
+        plugins.registries["models"].names()
+    )
     assert {"veil", "vuap", "avih", "none"} <= set(plugins.registries["protectors"].names())
     assert {"gaussian", "salt_pepper", "median", "jpeg", "resize", "blur"} <= set(
         plugins.registries["attacks"].names()
@@ -54,51 +56,67 @@ def test_strict_mode_turns_a_broken_plugin_into_an_error(plugin_dir, monkeypatch
 
 
 def test_misspelt_hook_fails_loudly(plugin_dir, capsys):
-    ep = write_module(plugin_dir, "vb_typo", """
+    ep = write_module(
+        plugin_dir,
+        "vb_typo",
+        """
         from veilbench import hookimpl
 
         @hookimpl
         def register_atacks(register):
             pass
-    """)
+    """,
+    )
     plugins = Plugins([ep])
     assert plugins.info["vb_typo"].status == "failed"
     assert "register_atacks" in capsys.readouterr().err
 
 
 def test_a_plugin_raising_inside_its_hook_is_reported(plugin_dir, capsys):
-    ep = write_module(plugin_dir, "vb_raises", """
+    ep = write_module(
+        plugin_dir,
+        "vb_raises",
+        """
         from veilbench import hookimpl
 
         @hookimpl
         def register_attacks(register):
             raise ValueError('hook exploded')
-    """)
+    """,
+    )
     plugins = Plugins(_veilbench_entry_points() + [ep])
     assert "hook exploded" in capsys.readouterr().err
     assert "gaussian" in plugins.registries["attacks"]
 
 
 def test_duplicate_registration_names_both_plugins(plugin_dir):
-    ep = write_module(plugin_dir, "vb_dup", """
+    ep = write_module(
+        plugin_dir,
+        "vb_dup",
+        """
         from veilbench import hookimpl
 
         @hookimpl
         def register_attacks(register):
             register("gaussian", lambda s: None)
-    """)
+    """,
+    )
     with pytest.raises(RegistryError, match="builtin-attacks.*vb_dup"):
         Plugins(_veilbench_entry_points() + [ep])
 
 
 def test_load_and_disable_lists(plugin_dir, monkeypatch):
-    ep = write_module(plugin_dir, "vb_extra", """
+    ep = write_module(
+        plugin_dir,
+        "vb_extra",
+        """
         from veilbench import hookimpl
 
         @hookimpl
         def register_attacks(register):
             register("extra_attack", lambda s: None)
-    """)
+    """,
+    )
     eps = _veilbench_entry_points() + [ep]
     monkeypatch.setenv("VEILBENCH_LOAD_PLUGINS", "")
     plugins = Plugins(eps)
@@ -121,7 +139,8 @@ def test_broken_plugin_does_not_take_the_cli_down(plugin_dir):
         sys.path.insert(0, {str(plugin_dir)!r})
         from importlib.metadata import EntryPoint
         import veilbench.plugins as P
-        eps = P._veilbench_entry_points() + [EntryPoint('vb_cli_broken', 'vb_cli_broken', 'veilbench')]
+        broken = EntryPoint('vb_cli_broken', 'vb_cli_broken', 'veilbench')
+        eps = P._veilbench_entry_points() + [broken]
         P.reset_plugins(P.Plugins(eps))
         from veilbench.cli import main
         sys.argv = ['veilbench', 'list', 'models']

@@ -10,7 +10,9 @@ from veilbench.errors import ConfigError, DataError
 
 
 def dataset(counts: dict[str, int]) -> FaceDataset:
-    refs = [ImageRef(n, Path(f"/x/{n}/{n}_{i:04d}.jpg")) for n, c in counts.items() for i in range(c)]
+    refs = [
+        ImageRef(n, Path(f"/x/{n}/{n}_{i:04d}.jpg")) for n, c in counts.items() for i in range(c)
+    ]
     return FaceDataset("toy", Path("/x"), refs)
 
 
@@ -46,7 +48,9 @@ def test_too_few_photos_is_reported():
 
 def test_usable_filter_and_bad_config():
     ds = dataset({"p": 20, "q": 21})
-    usable = {str(r.path) for r in ds.refs if not (r.identity == "p" and r.path.name.endswith("0001.jpg"))}
+    usable = {
+        str(r.path) for r in ds.refs if not (r.identity == "p" and r.path.name.endswith("0001.jpg"))
+    }
     s = split(ds, ProtocolConfig(identities=0), usable=usable)
     assert [p.identity for p in s.probes] == ["q"]
     assert s.skipped_identities[0]["identity"] == "p"

@@ -32,8 +32,20 @@ def run_cli(args):
     return result
 
 
-ARGS = ["run", "--models", "tiny_random_a,tiny_random_b", "--dataset", "synthetic",
-        "--identities", "2", "--max-distractors", "20", "--attacks", "gaussian", "--quiet"]
+ARGS = [
+    "run",
+    "--models",
+    "tiny_random_a,tiny_random_b",
+    "--dataset",
+    "synthetic",
+    "--identities",
+    "2",
+    "--max-distractors",
+    "20",
+    "--attacks",
+    "gaussian",
+    "--quiet",
+]
 VEIL = ["--protector", "veil", "--param", "iterations=2"]
 
 
@@ -63,7 +75,10 @@ def test_run_writes_results_and_report_and_resumes(tiny_plugins, tmp_path):
     run_cli([*ARGS, *VEIL, "--out", str(out)])
     assert [v.stat().st_mtime_ns for v in veils] == mtimes  # resumed, not crafted again
     again = json.loads((out / "results.json").read_text())
-    assert again["timings"]["gallery_embeddings_computed"] == {"tiny_random_a": 0, "tiny_random_b": 0}
+    assert again["timings"]["gallery_embeddings_computed"] == {
+        "tiny_random_a": 0,
+        "tiny_random_b": 0,
+    }
     assert again["results"]["msr"] == doc["results"]["msr"]  # deterministic
 
 
@@ -74,7 +89,9 @@ def test_none_protector_is_a_perfect_clean_baseline(tiny_plugins, tmp_path):
     for row in doc["results"]["msr"].values():
         for cell in row.values():
             assert cell["held_out"]["msr"] == 1.0
-    assert doc["results"]["image_metrics"]["tiny_random_a"]["protected"]["ssim"] == pytest.approx(1.0)
+    assert doc["results"]["image_metrics"]["tiny_random_a"]["protected"]["ssim"] == pytest.approx(
+        1.0
+    )
 
 
 def test_report_rerenders_from_json_alone(tiny_plugins, tmp_path):
@@ -92,11 +109,35 @@ def test_report_rerenders_from_json_alone(tiny_plugins, tmp_path):
 def test_example_plugin_is_listed_and_usable(tiny_plugins, tmp_path):
     listed = run_cli(["list", "attacks", "--json"]).output
     assert {"name": "posterize", "plugin": "example"}.items() <= next(
-        e for e in json.loads(listed) if e["name"] == "posterize").items()
+        e for e in json.loads(listed) if e["name"] == "posterize"
+    ).items()
     out = tmp_path / "ex"
-    run_cli(["run", "--protector", "example_grey", "--models", "tiny_random_a", "--dataset",
-             "synthetic", "--identities", "2", "--max-distractors", "10", "--attacks",
-             "posterize", "--quiet", "--out", str(out)])
+    run_cli(
+        [
+            "run",
+            "--protector",
+            "example_grey",
+            "--models",
+            "tiny_random_a",
+            "--dataset",
+            "synthetic",
+            "--identities",
+            "2",
+            "--max-distractors",
+            "10",
+            "--attacks",
+            "posterize",
+            "--quiet",
+            "--out",
+            str(out),
+        ]
+    )
     doc = json.loads((out / "results.json").read_text())
-    assert doc["results"]["robustness"]["tiny_random_a"]["posterize"]["strengths"] == [8, 5, 3, 2, 1]
+    assert doc["results"]["robustness"]["tiny_random_a"]["posterize"]["strengths"] == [
+        8,
+        5,
+        3,
+        2,
+        1,
+    ]
     assert doc["results"]["image_metrics"]["tiny_random_a"]["protected"]["ssim"] < 0.9

@@ -92,17 +92,28 @@ def plugins_command(as_json: bool) -> None:
 @click.option("--models", default=None, help="all | a,b | wildcards | -exclusions.")
 @click.option("--surrogates", default=None, help="Also craft one ensemble veil against a,b,c.")
 @click.option("--attacks", default=None, help="Attacks for robustness sweeps (same selection).")
-@click.option("--dataset", default=None, help="Dataset name or path (LFW folder/.tgz, image folder).")
+@click.option(
+    "--dataset", default=None, help="Dataset name or path (LFW folder/.tgz, image folder)."
+)
 @click.option("--out", default=None, type=click.Path(), help="Output folder [reports/latest].")
-@click.option("--config", "config_file", default=None, type=click.Path(exists=True, dir_okay=False),
-              help="TOML config file [./veilbench.toml when present].")
+@click.option(
+    "--config",
+    "config_file",
+    default=None,
+    type=click.Path(exists=True, dir_okay=False),
+    help="TOML config file [./veilbench.toml when present].",
+)
 @click.option("--device", default=None, type=click.Choice(["auto", "cpu", "cuda"]))
 @click.option("--seed", default=None, type=int)
 @click.option("--identities", default=None, type=int, help="Probe identities (0 = all).")
 @click.option("--max-distractors", default=None, type=int, help="Cap the gallery's distractors.")
 @click.option("--param", "params", multiple=True, help="Protector hyper-parameter key=value.")
-@click.option("--checkpoint", "checkpoints", multiple=True,
-              help="MODEL=PATH: weights for an architecture (or the ONNX file for `onnx`).")
+@click.option(
+    "--checkpoint",
+    "checkpoints",
+    multiple=True,
+    help="MODEL=PATH: weights for an architecture (or the ONNX file for `onnx`).",
+)
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def run_command(config_file, params, checkpoints, quiet, identities, max_distractors, **flags):
     """Craft veils and evaluate them: writes OUT/results.json and OUT/report.html."""
@@ -164,10 +175,18 @@ def report_command(results: str, output: str | None) -> None:
 @cli.command("compare")
 @click.argument("base", type=click.Path(exists=True, dir_okay=False))
 @click.argument("new", type=click.Path(exists=True, dir_okay=False))
-@click.option("--tolerance", default="msr=0.02,ssim=0.01,lpips=0.02",
-              help="How much worse each metric may get: msr=0.02,ssim=0.01,lpips=0.02,rank1=...")
-@click.option("--markdown", "markdown_file", default=None, type=click.Path(),
-              help="Also write the table as Markdown (for a pull-request comment).")
+@click.option(
+    "--tolerance",
+    default="msr=0.02,ssim=0.01,lpips=0.02",
+    help="How much worse each metric may get: msr=0.02,ssim=0.01,lpips=0.02,rank1=...",
+)
+@click.option(
+    "--markdown",
+    "markdown_file",
+    default=None,
+    type=click.Path(),
+    help="Also write the table as Markdown (for a pull-request comment).",
+)
 def compare_command(base: str, new: str, tolerance: str, markdown_file: str | None) -> None:
     """Compare two results files; exit 1 when a metric got worse than its tolerance."""
     from veilbench.compare import compare, parse_tolerance
@@ -198,9 +217,17 @@ def weights_list(as_json: bool) -> None:
     rows = []
     for w in KNOWN_WEIGHTS.values():
         s = status(w)
-        rows.append({"name": w.name, "sha256": w.sha256, "size": w.size, "licence": w.licence,
-                     "path": str(s.path) if s.path else None, "status": s.reason,
-                     "sources": w.describe_sources()})
+        rows.append(
+            {
+                "name": w.name,
+                "sha256": w.sha256,
+                "size": w.size,
+                "licence": w.licence,
+                "path": str(s.path) if s.path else None,
+                "status": s.reason,
+                "sources": w.describe_sources(),
+            }
+        )
     if as_json:
         _echo_json(rows)
         return

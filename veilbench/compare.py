@@ -8,10 +8,22 @@ from typing import Any
 from veilbench.errors import ConfigError
 
 #: metric family -> True when higher is better.
-HIGHER_IS_BETTER = {"msr": True, "rank1": True, "ssim": False, "lpips": True,
-                    "recovery_ssim": True, "recovery_lpips": False}
-DEFAULT_TOLERANCE = {"msr": 0.02, "rank1": 0.02, "ssim": 0.01, "lpips": 0.02,
-                     "recovery_ssim": 0.01, "recovery_lpips": 0.02}
+HIGHER_IS_BETTER = {
+    "msr": True,
+    "rank1": True,
+    "ssim": False,
+    "lpips": True,
+    "recovery_ssim": True,
+    "recovery_lpips": False,
+}
+DEFAULT_TOLERANCE = {
+    "msr": 0.02,
+    "rank1": 0.02,
+    "ssim": 0.01,
+    "lpips": 0.02,
+    "recovery_ssim": 0.01,
+    "recovery_lpips": 0.02,
+}
 
 
 def parse_tolerance(text: str) -> dict[str, float]:
@@ -74,14 +86,23 @@ class Comparison:
         return "\n".join(lines)
 
     def markdown(self) -> str:
-        verdict = (f"**{len(self.regressions)} regression(s)**" if self.regressions
-                   else "**no regressions**")
-        lines = [f"### veilbench compare: {verdict}", "",
-                 "| metric | base | new | delta | status |", "|---|---:|---:|---:|---|"]
+        verdict = (
+            f"**{len(self.regressions)} regression(s)**"
+            if self.regressions
+            else "**no regressions**"
+        )
+        lines = [
+            f"### veilbench compare: {verdict}",
+            "",
+            "| metric | base | new | delta | status |",
+            "|---|---:|---:|---:|---|",
+        ]
         for r in self.rows:
             delta = (r.new - r.base) if r.new is not None and r.base is not None else None
-            lines.append(f"| `{r.metric}` | {_fmt(r.base)} | {_fmt(r.new)} | "
-                         f"{_fmt(delta, signed=True)} | {r.status} |")
+            lines.append(
+                f"| `{r.metric}` | {_fmt(r.base)} | {_fmt(r.new)} | "
+                f"{_fmt(delta, signed=True)} | {r.status} |"
+            )
         return "\n".join(lines) + "\n"
 
 

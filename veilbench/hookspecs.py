@@ -93,4 +93,3 @@ HOOK_NAMES: tuple[str, ...] = (
     "register_datasets",
     "register_commands",
 )
-

@@ -112,7 +112,9 @@ class Plugins:
     def _fail(self, info: PluginInfo, exc: BaseException) -> None:
         info.status = "failed"
         info.error = f"{type(exc).__name__}: {exc}"
-        message = f"plugin {info.name!r} (package {info.package} {info.version}) failed: {info.error}"
+        message = (
+            f"plugin {info.name!r} (package {info.package} {info.version}) failed: {info.error}"
+        )
         if _strict():
             raise PluginError(message + " (VEILBENCH_STRICT_PLUGINS is set)") from exc
         print(f"veilbench: warning: {message}; skipped", file=sys.stderr)

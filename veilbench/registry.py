@@ -93,10 +93,7 @@ class Registry:
     def _unknown(self, name: str) -> str:
         close = difflib.get_close_matches(name, list(self._entries), n=3, cutoff=0.5)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
-        return (
-            f"unknown {self.kind[:-1]} {name!r}{hint} "
-            f"(see `veilbench list {self.kind}`)"
-        )
+        return f"unknown {self.kind[:-1]} {name!r}{hint} (see `veilbench list {self.kind}`)"
 
     def select(self, spec: str | list[str] | None) -> list[Entry]:
         """Entries named by a selection: ``all``, ``a,b``, wildcards ``iresnet*``, ``-name``.

@@ -32,7 +32,7 @@ SCHEMA_VERSION = 1
 
 
 def utc_now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
 
 
 def environment() -> dict[str, Any]:
@@ -67,7 +67,9 @@ def git_commit() -> str | None:
     root = Path(veilbench.__file__).resolve().parents[1]
     try:
         out = subprocess.run(
-            ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
+            ["git", "-C", str(root), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
             timeout=5,
         )
     except (OSError, subprocess.SubprocessError):

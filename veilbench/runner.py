@@ -99,7 +99,9 @@ class Faces:
 
     def take(self, idx: list[int]) -> Faces:
         return Faces(
-            self.crops[idx], [self.identities[i] for i in idx], [self.hashes[i] for i in idx],
+            self.crops[idx],
+            [self.identities[i] for i in idx],
+            [self.hashes[i] for i in idx],
             [self.files[i] for i in idx],
         )
 
@@ -133,8 +135,10 @@ def prepare_data(dataset: FaceDataset, config: RunConfig, space: FaceSpace, log:
     def faces(refs) -> Faces:
         idx = [where[str(r.path)] for r in refs]
         return Faces(
-            prepared.crops[idx], [r.identity for r in refs],
-            [prepared.hashes[i] for i in idx], [str(r.path) for r in refs],
+            prepared.crops[idx],
+            [r.identity for r in refs],
+            [prepared.hashes[i] for i in idx],
+            [str(r.path) for r in refs],
         )
 
     probes = [ProbeFaces(p.identity, faces(p.craft), faces(p.held_out)) for p in final.probes]
@@ -145,8 +149,12 @@ def prepare_data(dataset: FaceDataset, config: RunConfig, space: FaceSpace, log:
 
 
 def load_models(
-    entries: list[Entry], explicit: bool, space: FaceSpace, device: torch.device,
-    checkpoints: dict[str, str], log: Log,
+    entries: list[Entry],
+    explicit: bool,
+    space: FaceSpace,
+    device: torch.device,
+    checkpoints: dict[str, str],
+    log: Log,
 ) -> tuple[dict[str, FaceModel], list[dict]]:
     """Instantiate models; with ``all``, those without usable weights are skipped with a reason."""
     models, skipped = {}, []
@@ -196,7 +204,10 @@ class TargetState:
 
 
 def evaluate_clean(
-    models: dict[str, FaceModel], data: EvalData, config: RunConfig, device: torch.device,
+    models: dict[str, FaceModel],
+    data: EvalData,
+    config: RunConfig,
+    device: torch.device,
     log: Log,
 ) -> dict[str, TargetState]:
     states = {}
@@ -204,11 +215,16 @@ def evaluate_clean(
         cache = EmbeddingCache(model)
         t0 = time.perf_counter()
         emb, computed = cache.get_or_compute(
-            model, data.gallery.hashes, data.gallery.crops, batch_size=config.batch_size,
+            model,
+            data.gallery.hashes,
+            data.gallery.crops,
+            batch_size=config.batch_size,
             device=device,
         )
-        log(f"gallery embeddings for {name}: {len(emb)} ({computed} computed, "
-            f"{len(emb) - computed} cached) in {time.perf_counter() - t0:.1f}s")
+        log(
+            f"gallery embeddings for {name}: {len(emb)} ({computed} computed, "
+            f"{len(emb) - computed} cached) in {time.perf_counter() - t0:.1f}s"
+        )
         gallery = Gallery(emb, data.gallery.identities)
         clean: dict[str, dict[str, np.ndarray]] = {}
         for probe in data.probes:
@@ -267,16 +283,15 @@ def run(config: RunConfig, *, log: Log = stderr_log, checkpoints: dict[str, str]
 
     model_entries = plugins.registries["models"].select(config.models)
     explicit = config.models.strip() != "all" and "*" not in config.models
-    models, skipped = load_models(
-        model_entries, explicit, space, device, checkpoints or {}, log
-    )
+    models, skipped = load_models(model_entries, explicit, space, device, checkpoints or {}, log)
     ensemble = [s.strip() for s in (config.surrogates or "").split(",") if s.strip()]
     for name in ensemble:
         if name not in models:
             raise ConfigError(f"--surrogates names {name!r}, which is not among the loaded models")
     if not models:
         raise ConfigError(
-            "no model could be loaded: " + "; ".join(f"{s['model']}: {s['reason']}" for s in skipped)
+            "no model could be loaded: "
+            + "; ".join(f"{s['model']}: {s['reason']}" for s in skipped)
         )
     doc["models"] = {n: m.card.to_dict() for n, m in models.items()}
     doc["skipped_models"] = skipped
@@ -310,9 +325,7 @@ def run(config: RunConfig, *, log: Log = stderr_log, checkpoints: dict[str, str]
         for t in models
     }
     surrogate_sets = [[name] for name in models] + ([ensemble] if len(ensemble) > 1 else [])
-    attack_entries = (
-        plugins.registries["attacks"].select(config.attacks) if config.attacks else []
-    )
+    attack_entries = plugins.registries["attacks"].select(config.attacks) if config.attacks else []
     results["msr"], results["image_metrics"], results["robustness"] = {}, {}, {}
     results["impersonation"], results["samples"], results["per_identity"] = {}, {}, {}
     timings["craft_s"] = {}
@@ -321,14 +334,21 @@ def run(config: RunConfig, *, log: Log = stderr_log, checkpoints: dict[str, str]
         log(f"crafting with surrogate {key} ({protector_entry.name})")
         t0 = time.perf_counter()
         protected = craft_and_protect(
-            protector, protector_entry, [models[n] for n in surrogate_names], data, config,
-            device, out / "veils" / key,
+            protector,
+            protector_entry,
+            [models[n] for n in surrogate_names],
+            data,
+            config,
+            device,
+            out / "veils" / key,
         )
         elapsed = time.perf_counter() - t0
         n_images = sum(len(p.craft.hashes) for p in data.probes)
         timings["craft_s"][key] = {
-            "total": elapsed, "per_veil": elapsed / max(1, len(data.probes)),
-            "per_image": elapsed / max(1, n_images), "veils": len(data.probes),
+            "total": elapsed,
+            "per_veil": elapsed / max(1, len(data.probes)),
+            "per_image": elapsed / max(1, n_images),
+            "veils": len(data.probes),
         }
         t0 = time.perf_counter()
         results["msr"][key] = evaluate_msr(models, states, data, protected, config, device)
@@ -345,7 +365,8 @@ def run(config: RunConfig, *, log: Log = stderr_log, checkpoints: dict[str, str]
                 "protected": thumbnail(protected[p.identity]["craft"][0]),
                 "recovered": thumbnail(protected[p.identity]["craft_recovered"][0]),
                 "veil": thumbnail(protected[p.identity]["veil"])
-                if protected[p.identity]["veil"] is not None else None,
+                if protected[p.identity]["veil"] is not None
+                else None,
             }
             for p in data.probes
         }
@@ -368,8 +389,13 @@ def _config_dict(protector: Any) -> dict:
 
 
 def craft_and_protect(
-    protector: Any, entry: Entry, surrogates: list[FaceModel], data: EvalData, config: RunConfig,
-    device: torch.device, veil_dir: Path,
+    protector: Any,
+    entry: Entry,
+    surrogates: list[FaceModel],
+    data: EvalData,
+    config: RunConfig,
+    device: torch.device,
+    veil_dir: Path,
 ) -> dict[str, dict[str, Any]]:
     """Craft every probe's veil (resuming from ``veil_dir``) and protect its photos."""
     per_image = bool(getattr(protector, "per_image", entry.metadata.get("per_image", False)))
@@ -380,7 +406,11 @@ def craft_and_protect(
             images = torch.cat([images, p.held_out.tensor()])
         inputs[p.identity] = images
     veils = protector.craft(
-        inputs, surrogates, device=device, seed=config.seed, out_dir=veil_dir,
+        inputs,
+        surrogates,
+        device=device,
+        seed=config.seed,
+        out_dir=veil_dir,
         progress=config.progress,
     )
     protected = {}
@@ -396,8 +426,11 @@ def craft_and_protect(
             held = quantise(protector.apply(veil, p.held_out.tensor()).cpu())
             recovered = protector.recover(veil, craft).cpu()
         protected[p.identity] = {
-            "craft": craft, "held_out": held, "craft_recovered": quantise(recovered),
-            "veil": _veil_image(veil), "obj": veil,
+            "craft": craft,
+            "held_out": held,
+            "craft_recovered": quantise(recovered),
+            "veil": _veil_image(veil),
+            "obj": veil,
         }
     return protected
 
@@ -416,15 +449,21 @@ def evaluate_msr(models, states, data, protected, config, device) -> dict:
         for subset in ("craft", "held_out"):
             top1_p, top1_c, truth = [], [], []
             for p in data.probes:
-                emb = embed(model, protected[p.identity][subset], batch_size=config.batch_size,
-                            device=device)
+                emb = embed(
+                    model,
+                    protected[p.identity][subset],
+                    batch_size=config.batch_size,
+                    device=device,
+                )
                 top1_p.append(states[target].gallery.top1(emb))
                 top1_c.append(states[target].clean_top1[p.identity][subset])
                 truth += [p.identity] * len(emb)
             tp, tc = np.concatenate(top1_p), np.concatenate(top1_c)
             row[subset] = {
-                "msr": msr(tp, tc), "rank1_protected": rank1(tp, truth),
-                "rank1_clean": rank1(tc, truth), "n": int(len(tp)),
+                "msr": msr(tp, tc),
+                "rank1_protected": rank1(tp, truth),
+                "rank1_clean": rank1(tc, truth),
+                "n": int(len(tp)),
             }
         table[target] = row
     return table
@@ -437,8 +476,9 @@ def evaluate_images(data: EvalData, protected, device) -> dict:
     prot_h = torch.cat([protected[p.identity]["held_out"] for p in data.probes])
     rec = torch.cat([protected[p.identity]["craft_recovered"] for p in data.probes])
     return {
-        "protected": image_metrics(torch.cat([originals, held]), torch.cat([prot_c, prot_h]),
-                                   device),
+        "protected": image_metrics(
+            torch.cat([originals, held]), torch.cat([prot_c, prot_h]), device
+        ),
         "recovered": image_metrics(originals, rec, device),
     }
 
@@ -450,8 +490,12 @@ def evaluate_robustness(models, states, data, protected, attack_entries, config,
     cap = config.max_attack_images
     for entry in attack_entries:
         sweep = config.attack_sweeps.get(entry.name, entry.metadata.get("sweep", []))
-        curves: dict[str, Any] = {"parameter": entry.metadata.get("parameter", ""),
-                                  "strengths": list(sweep), "protected": {}, "clean": {}}
+        curves: dict[str, Any] = {
+            "parameter": entry.metadata.get("parameter", ""),
+            "strengths": list(sweep),
+            "protected": {},
+            "clean": {},
+        }
         for target, model in models.items():
             prot_curve, clean_curve = [], []
             for strength in sweep:
@@ -461,13 +505,27 @@ def evaluate_robustness(models, states, data, protected, attack_entries, config,
                     faces = getattr(p, subset)
                     n = len(faces.hashes) if cap is None else min(cap, len(faces.hashes))
                     attacked = attack(protected[p.identity][subset][:n].to(device))
-                    tp.append(states[target].gallery.top1(
-                        embed(model, quantise(attacked), batch_size=config.batch_size,
-                              device=device)))
+                    tp.append(
+                        states[target].gallery.top1(
+                            embed(
+                                model,
+                                quantise(attacked),
+                                batch_size=config.batch_size,
+                                device=device,
+                            )
+                        )
+                    )
                     attacked_clean = attack(faces.tensor()[:n].to(device))
-                    ta.append(states[target].gallery.top1(
-                        embed(model, quantise(attacked_clean), batch_size=config.batch_size,
-                              device=device)))
+                    ta.append(
+                        states[target].gallery.top1(
+                            embed(
+                                model,
+                                quantise(attacked_clean),
+                                batch_size=config.batch_size,
+                                device=device,
+                            )
+                        )
+                    )
                     tc.append(states[target].clean_top1[p.identity][subset][:n])
                     truth += [p.identity] * n
                 clean = np.concatenate(tc)

@@ -57,8 +57,9 @@ def canonical_crops(
 
     with ThreadPoolExecutor(_workers()) as pool:
         results = list(pool.map(one, paths))
-    kept = [(p, r) for p, r in zip(paths, results) if not isinstance(r, str)]
-    problems = [{"file": str(p), "reason": r} for p, r in zip(paths, results) if isinstance(r, str)]
+    pairs = list(zip(paths, results, strict=True))
+    kept = [(p, r) for p, r in pairs if not isinstance(r, str)]
+    problems = [{"file": str(p), "reason": r} for p, r in pairs if isinstance(r, str)]
     crops = np.stack([r for _, r in kept]) if kept else np.zeros((0, space.size, space.size, 3))
     return [p for p, _ in kept], crops.astype(np.uint8), problems
 
@@ -108,26 +109,46 @@ def write_images(paths: Sequence[Path], images: np.ndarray, out: Path, fmt: str,
         return target
 
     with ThreadPoolExecutor(_workers()) as pool:
-        return list(pool.map(one, zip(paths, images)))
+        return list(pool.map(one, zip(paths, images, strict=True)))
 
 
 @click.command("craft")
-@click.option("--images", "images_dir", required=True, type=click.Path(exists=True),
-              help="A folder with photos of ONE person (about 10).")
-@click.option("--model", "models", multiple=True, required=True,
-              help="Surrogate FR model; repeat for an ensemble veil.")
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
-              help="The veil file to write (owner-only permissions).")
+@click.option(
+    "--images",
+    "images_dir",
+    required=True,
+    type=click.Path(exists=True),
+    help="A folder with photos of ONE person (about 10).",
+)
+@click.option(
+    "--model",
+    "models",
+    multiple=True,
+    required=True,
+    help="Surrogate FR model; repeat for an ensemble veil.",
+)
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="The veil file to write (owner-only permissions).",
+)
 @click.option("--protector", default="veil", show_default=True)
 @click.option("--param", "params", multiple=True, help="Hyper-parameter key=value.")
-@click.option("--alignment", default="yunet", type=click.Choice(["yunet", "center", "none"]),
-              show_default=True)
+@click.option(
+    "--alignment",
+    default="yunet",
+    type=click.Choice(["yunet", "center", "none"]),
+    show_default=True,
+)
 @click.option("--min-images", default=5, show_default=True, help="Refuse fewer usable photos.")
 @click.option("--device", default="auto", type=click.Choice(["auto", "cpu", "cuda"]))
 @click.option("--seed", default=0, show_default=True)
 @click.option("--quiet", is_flag=True)
-def craft_command(images_dir, models, output, protector, params, alignment, min_images, device,
-                  seed, quiet):
+def craft_command(
+    images_dir, models, output, protector, params, alignment, min_images, device, seed, quiet
+):
     """Craft one person's veil from their photos."""
     from veilbench.plugins import get_plugins
     from veilbench.runner import pick_device
@@ -148,8 +169,9 @@ def craft_command(images_dir, models, output, protector, params, alignment, min_
     surrogates = [plugins.registries["models"].get(m).create(space=space).to(dev) for m in models]
     prot = entry.create(**parse_params(params))
     name = Path(images_dir).resolve().name
-    veil = prot.craft({name: _to_tensor(crops)}, surrogates, device=dev, seed=seed,
-                      progress=not quiet)[name]
+    veil = prot.craft(
+        {name: _to_tensor(crops)}, surrogates, device=dev, seed=seed, progress=not quiet
+    )[name]
     save_veil(output, veil)
     click.echo(f"wrote {output} (crafted from {len(paths)} photos against {', '.join(models)})")
 
@@ -158,17 +180,26 @@ def craft_command(images_dir, models, output, protector, params, alignment, min_
 @click.option("--veil", "veil_file", required=True, type=click.Path(exists=True, dir_okay=False))
 @click.argument("images", nargs=-1, required=True)
 @click.option("-o", "--output", required=True, type=click.Path(file_okay=False))
-@click.option("--alignment", default="yunet", type=click.Choice(["yunet", "center", "none"]),
-              show_default=True, help="How photos reach the canonical crop.")
-@click.option("--format", "fmt", default="png", type=click.Choice(["png", "jpeg"]),
-              show_default=True)
+@click.option(
+    "--alignment",
+    default="yunet",
+    type=click.Choice(["yunet", "center", "none"]),
+    show_default=True,
+    help="How photos reach the canonical crop.",
+)
+@click.option(
+    "--format", "fmt", default="png", type=click.Choice(["png", "jpeg"]), show_default=True
+)
 @click.option("--quality", default=95, show_default=True, help="JPEG quality.")
 def protect_command(veil_file, images, output, alignment, fmt, quality):
     """Apply a veil to any number of the person's photos (no FR model needed)."""
     veil = load_veil(veil_file)
     if fmt == "jpeg":
-        click.echo("warning: JPEG loses detail that recovery amplifies 1/alpha times; "
-                   "use PNG if the photos are to be recovered", err=True)
+        click.echo(
+            "warning: JPEG loses detail that recovery amplifies 1/alpha times; "
+            "use PNG if the photos are to be recovered",
+            err=True,
+        )
     space = FaceSpace(margin=0, template_size=veil.size) if alignment == "none" else _space(veil)
     paths, crops, problems = canonical_crops(_collect(images), space, alignment)
     _report(problems)
@@ -181,15 +212,21 @@ def protect_command(veil_file, images, output, alignment, fmt, quality):
 @click.option("--veil", "veil_file", required=True, type=click.Path(exists=True, dir_okay=False))
 @click.argument("protected", nargs=-1, required=True)
 @click.option("-o", "--output", required=True, type=click.Path(file_okay=False))
-@click.option("--gaussian-sigma", default=0.0, show_default=True,
-              help="Optional Gaussian filter after recovery (the paper's; measured to hurt).")
+@click.option(
+    "--gaussian-sigma",
+    default=0.0,
+    show_default=True,
+    help="Optional Gaussian filter after recovery (the paper's; measured to hurt).",
+)
 def recover_command(veil_file, protected, output, gaussian_sigma):
     """Recover original photos from protected ones (eq. 14)."""
     veil = load_veil(veil_file)
     paths = _collect(protected)
     if any(p.suffix.lower() in (".jpg", ".jpeg") for p in paths):
-        click.echo("warning: recovering from JPEG: its compression error is amplified 1/alpha "
-                   "times", err=True)
+        click.echo(
+            "warning: recovering from JPEG: its compression error is amplified 1/alpha times",
+            err=True,
+        )
     space = FaceSpace(margin=0, template_size=veil.size)
     paths, crops, problems = canonical_crops(paths, space, "none")
     _report(problems)

@@ -25,7 +25,8 @@ CHECKPOINT_ARCHS = {
     "mobilefacenet": ("mobilefacenet", "MobileFaceNet (arcface_torch `mbf` checkpoints)"),
     "seresnet50": ("seresnet50", "SE-ResNet-50 (SENet) on timm"),
     "inception_resnet_v1": (
-        "inception_resnet_v1", "Inception-ResNet-v1 (facenet-pytorch checkpoints)"
+        "inception_resnet_v1",
+        "Inception-ResNet-v1 (facenet-pytorch checkpoints)",
     ),
 }
 
@@ -65,18 +66,52 @@ def _onnx(space=None, path: str | None = None, **_):
 
 @hookimpl
 def register_models(register):
-    register("sface", _sface, weights=[W.SFACE], pretrained=True, embedding_size=128,
-             description="OpenCV Zoo SFace (2021dec), ONNX -> torch via onnx2torch",
-             licence="Apache-2.0", card_factory="veilbench.models.sface:sface_card")
-    register("facenet", _facenet, weights=[W.FACENET_KERAS], pretrained=True, embedding_size=128,
-             description="FaceNet (Keras weights) in veilbench's Inception-ResNet-v1",
-             licence="MIT", card_factory="veilbench.models.facenet:facenet_card")
-    register("dlib_resnet", _dlib, weights=[W.DLIB_RESNET], pretrained=True, embedding_size=128,
-             description="dlib's face-recognition ResNet, ported to torch", licence="CC0-1.0",
-             card_factory="veilbench.models.dlib_resnet:dlib_resnet_card")
+    register(
+        "sface",
+        _sface,
+        weights=[W.SFACE],
+        pretrained=True,
+        embedding_size=128,
+        description="OpenCV Zoo SFace (2021dec), ONNX -> torch via onnx2torch",
+        licence="Apache-2.0",
+        card_factory="veilbench.models.sface:sface_card",
+    )
+    register(
+        "facenet",
+        _facenet,
+        weights=[W.FACENET_KERAS],
+        pretrained=True,
+        embedding_size=128,
+        description="FaceNet (Keras weights) in veilbench's Inception-ResNet-v1",
+        licence="MIT",
+        card_factory="veilbench.models.facenet:facenet_card",
+    )
+    register(
+        "dlib_resnet",
+        _dlib,
+        weights=[W.DLIB_RESNET],
+        pretrained=True,
+        embedding_size=128,
+        description="dlib's face-recognition ResNet, ported to torch",
+        licence="CC0-1.0",
+        card_factory="veilbench.models.dlib_resnet:dlib_resnet_card",
+    )
     for name, (arch, description) in CHECKPOINT_ARCHS.items():
-        register(name, partial(_architecture, arch, name), weights=[], pretrained=False,
-                 architecture=arch, description=description + "; needs --param checkpoint=PATH",
-                 needs="checkpoint")
-    register("onnx", _onnx, weights=[], pretrained=False, architecture="onnx",
-             description="any ArcFace-style ONNX model by path (--param path=...)", needs="path")
+        register(
+            name,
+            partial(_architecture, arch, name),
+            weights=[],
+            pretrained=False,
+            architecture=arch,
+            description=description + "; needs --param checkpoint=PATH",
+            needs="checkpoint",
+        )
+    register(
+        "onnx",
+        _onnx,
+        weights=[],
+        pretrained=False,
+        architecture="onnx",
+        description="any ArcFace-style ONNX model by path (--param path=...)",
+        needs="path",
+    )

@@ -207,7 +207,7 @@ def prepare(
             progress_bar(pool.map(one, refs), total=len(refs), desc="prepare", enable=progress)
         )
     kept, crops, hashes, problems = [], [], [], []
-    for ref, (crop, digest, reason) in zip(refs, results):
+    for ref, (crop, digest, reason) in zip(refs, results, strict=True):
         if crop is None:
             problems.append({"identity": ref.identity, "file": str(ref.path), "reason": reason})
         else:

@@ -91,8 +91,10 @@ def split(dataset: FaceDataset, config: ProtocolConfig, usable: set[str] | None 
             f"lower protocol.min_images or use a larger dataset"
         )
     rng = random.Random(config.seed)
-    chosen = qualified if config.identities <= 0 else sorted(
-        rng.sample(qualified, min(config.identities, len(qualified)))
+    chosen = (
+        qualified
+        if config.identities <= 0
+        else sorted(rng.sample(qualified, min(config.identities, len(qualified))))
     )
     if 0 < config.identities and len(qualified) < config.identities:
         skipped.append({"identity": "*", "reason": f"only {len(qualified)} probes qualify"})

@@ -38,32 +38,64 @@ def draw_face(rng: np.random.Generator, identity: np.ndarray, space: FaceSpace) 
     axes = (int((34 + 8 * identity[3]) * k), int((46 + 8 * identity[4]) * k))
     cv2.ellipse(img, (int(cx), int(cy)), axes, 0, 0, 360, skin.tolist(), -1, cv2.LINE_AA)
     hair = 30 + 120 * identity[5:8]
-    cv2.ellipse(img, (int(cx), int(cy - axes[1] * 0.6)), (axes[0], int(axes[1] * 0.5)), 0, 180,
-                360, hair.tolist(), -1, cv2.LINE_AA)
+    cv2.ellipse(
+        img,
+        (int(cx), int(cy - axes[1] * 0.6)),
+        (axes[0], int(axes[1] * 0.5)),
+        0,
+        180,
+        360,
+        hair.tolist(),
+        -1,
+        cv2.LINE_AA,
+    )
     eye_dx = (16 + 5 * identity[8]) * k
     eye_y = m + 52 * k + jitter[1]
     for sx in (-1, 1):
         centre = (int(cx + sx * eye_dx), int(eye_y))
-        cv2.ellipse(img, centre, (int(6 * k), int(3 * k + 2 * identity[9])), 0, 0, 360,
-                    (245, 245, 245), -1, cv2.LINE_AA)
+        cv2.ellipse(
+            img,
+            centre,
+            (int(6 * k), int(3 * k + 2 * identity[9])),
+            0,
+            0,
+            360,
+            (245, 245, 245),
+            -1,
+            cv2.LINE_AA,
+        )
         cv2.circle(img, centre, int(2.5 * k), (30 + 60 * identity[10], 40, 30), -1, cv2.LINE_AA)
     nose = np.array([[cx, m + 60 * k], [cx - 5 * k, m + 74 * k], [cx + 5 * k, m + 74 * k]])
     cv2.polylines(img, [nose.astype(np.int32)], True, (skin * 0.7).tolist(), 1, cv2.LINE_AA)
     mouth_w = int((12 + 8 * identity[11]) * k)
-    cv2.ellipse(img, (int(cx), int(m + 92 * k + jitter[1])), (mouth_w, int(4 * k)), 0, 0, 180,
-                (120, 40, 50), 2, cv2.LINE_AA)
+    cv2.ellipse(
+        img,
+        (int(cx), int(m + 92 * k + jitter[1])),
+        (mouth_w, int(4 * k)),
+        0,
+        0,
+        180,
+        (120, 40, 50),
+        2,
+        cv2.LINE_AA,
+    )
     img *= rng.uniform(0.85, 1.15)
     img += rng.normal(0, 4, img.shape)
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
 def synthetic(
-    identities: int = 40, images_per_identity: int = 20, singles: int = 60, seed: int = 0,
+    identities: int = 40,
+    images_per_identity: int = 20,
+    singles: int = 60,
+    seed: int = 0,
     space: FaceSpace | None = None,
 ) -> FaceDataset:
     """Generate (once, cached) ``identities`` people with many photos plus one-photo extras."""
     space = space or FaceSpace()
-    key = f"synthetic-v{VERSION}-s{seed}-i{identities}x{images_per_identity}-o{singles}-{space.size}"
+    key = (
+        f"synthetic-v{VERSION}-s{seed}-i{identities}x{images_per_identity}-o{singles}-{space.size}"
+    )
     root = cache_dir() / "datasets" / key
     done = root / ".complete"
     if not done.is_file():

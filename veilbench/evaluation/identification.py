@@ -30,7 +30,9 @@ def model_fingerprint(model: FaceModel) -> str:
     """A key that changes whenever the model's weights, input handling or crop space change."""
     card = model.card.to_dict()
     payload = {
-        "card": {k: card[k] for k in ("name", "architecture", "embedding_size", "input", "weights")},
+        "card": {
+            k: card[k] for k in ("name", "architecture", "embedding_size", "input", "weights")
+        },
         "space": [model.space.template_size, model.space.margin],
         "checkpoint": getattr(model, "checkpoint_sha256", None),
     }
@@ -40,10 +42,13 @@ def model_fingerprint(model: FaceModel) -> str:
 
 @torch.no_grad()
 def embed(
-    model: FaceModel, images: torch.Tensor | np.ndarray, *, batch_size: int = 64,
+    model: FaceModel,
+    images: torch.Tensor | np.ndarray,
+    *,
+    batch_size: int = 64,
     device: torch.device | str = "cpu",
 ) -> torch.Tensor:
-    """Embeddings (N x D, float32, CPU) of canonical crops given as N x 3 x S x S or N x S x S x 3."""
+    """Embeddings (N x D, float32, CPU) of canonical crops (N x 3 x S x S or N x S x S x 3)."""
     model.eval()
     out = []
     for start in range(0, len(images), batch_size):
@@ -75,7 +80,7 @@ class EmbeddingCache:
             for shard in sorted(self.dir.glob("*.npz")):
                 try:
                     with np.load(shard) as data:
-                        self.index.update(zip(data["keys"].tolist(), data["emb"]))
+                        self.index.update(zip(data["keys"].tolist(), data["emb"], strict=True))
                 except (OSError, ValueError, KeyError):
                     continue  # a damaged shard only costs a recomputation
 
@@ -95,7 +100,7 @@ class EmbeddingCache:
         tmp = self.dir / f".{uuid.uuid4().hex}.tmp.npz"
         np.savez(tmp, keys=np.array(keys), emb=emb.astype(np.float32))
         os.replace(tmp, self.dir / f"{uuid.uuid4().hex}.npz")
-        self.index.update(zip(keys, emb))
+        self.index.update(zip(keys, emb, strict=True))
 
 
 def topk_search(

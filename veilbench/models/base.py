@@ -127,9 +127,7 @@ class FaceModel(nn.Module):
         spec = card.input
         grid = warp_grid(self.space, spec)
         self.register_buffer("grid", grid, persistent=False)
-        self.register_buffer(
-            "mean", torch.tensor(spec.mean).view(1, 3, 1, 1), persistent=False
-        )
+        self.register_buffer("mean", torch.tensor(spec.mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(spec.std).view(1, 3, 1, 1), persistent=False)
         self.bgr = spec.channels.upper() == "BGR"
 

@@ -39,8 +39,13 @@ class GreyVeil:
 
 @hookimpl
 def register_attacks(register):
-    register("posterize", posterize, parameter="bits per channel", sweep=[8, 5, 3, 2, 1],
-             description="colour quantisation")
+    register(
+        "posterize",
+        posterize,
+        parameter="bits per channel",
+        sweep=[8, 5, 3, 2, 1],
+        description="colour quantisation",
+    )
 
 
 @hookimpl
