@@ -1,0 +1,213 @@
+"""Protectors and the batched crafting engine.
+
+Plumbing (determinism, resume, errors) runs on a tiny RANDOM-WEIGHT model; behaviour (the
+protected photo no longer looks like the original yet keeps its identity) on the real SFace
+and real LFW photos.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from tests.helpers import TinyRandomNet, tiny_random_model
+from veilbench.errors import ConfigError, NumericalError, VeilFileError
+from veilbench.models.base import FaceModel, FaceSpace, InputSpec, ModelCard
+from veilbench.protectors import (
+    AVIHProtector,
+    NoneProtector,
+    Protector,
+    VeilProtector,
+    VUAPProtector,
+    craft_many,
+)
+from veilbench.protectors.engine import veil_path
+from veilbench.veilfile import load_veil
+
+# Plumbing tests work in a small face space, so they stay fast on a shared CPU.
+SPACE = FaceSpace(template_size=28, margin=4)
+S = SPACE.size
+
+
+def _tiny() -> FaceModel:
+    return tiny_random_model(space=SPACE)
+
+
+def _photos(n: int, seed: int) -> torch.Tensor:
+    return (torch.rand((n, 3, S, S), generator=torch.Generator().manual_seed(seed)) * 255).round()
+
+
+IDS = {"ann": _photos(3, 1), "bob": _photos(2, 2), "cy": _photos(4, 3)}
+
+
+def test_every_protector_follows_the_protocol():
+    for cls in (VeilProtector, VUAPProtector, AVIHProtector, NoneProtector):
+        assert isinstance(cls(), Protector)
+
+
+def test_params_are_coerced_and_unknown_keys_list_the_valid_ones():
+    p = VeilProtector(mu_var="10", early_stop="true", iterations="5")
+    assert (p.config.mu_var, p.config.early_stop, p.config.iterations) == (10.0, True, 5)
+    assert p.config.to_dict()["subspace"] == "hull"
+    with pytest.raises(ConfigError, match="valid keys: .*mu_var"):
+        VeilProtector(mu=3)
+    with pytest.raises(ConfigError, match="unknown parameter"):
+        VUAPProtector(mu_var=3)  # V-UAP has no block-variance term
+    with pytest.raises(ConfigError, match="subspace must be one of hull, span"):
+        VeilProtector(subspace="cube")
+    with pytest.raises(ConfigError, match="not a valid int"):
+        VeilProtector(iterations="many")
+    with pytest.raises(ConfigError, match="needs a CUDA device"):
+        VeilProtector(precision="bf16").craft(IDS, [_tiny()], progress=False)
+
+
+def test_batched_crafting_equals_crafting_one_by_one():
+    model = _tiny()
+    protector = VeilProtector(iterations=3, hull_iters=10, batch_size=8)
+    together = protector.craft(IDS, [model], seed=7, progress=False)
+    reversed_ids = dict(reversed(list(IDS.items())))
+    in_pairs = VeilProtector(iterations=3, hull_iters=10, batch_size=2).craft(
+        reversed_ids, [model], seed=7, progress=False
+    )
+    for name, photos in IDS.items():
+        alone = protector.craft({name: photos}, [model], seed=7, progress=False)[name]
+        assert torch.equal(alone.veil, together[name].veil)
+        assert torch.equal(in_pairs[name].veil, together[name].veil)
+        # Quantised and inside [0, 255]: the saved veil is exactly the evaluated one.
+        assert torch.equal(alone.veil, alone.veil.round().clamp(0, 255))
+    other_seed = protector.craft({"ann": IDS["ann"]}, [model], seed=8, progress=False)["ann"]
+    assert not torch.equal(other_seed.veil, together["ann"].veil)
+
+
+class _NaNGrad(torch.autograd.Function):
+    """Identity forward, NaN backward: a surrogate that breaks mid-crafting."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return x.clone()
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * float("nan")
+
+
+class _BrokenNet(TinyRandomNet):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(_NaNGrad.apply(x))
+
+
+def test_nan_gradient_raises_numerical_error_naming_identity_and_iteration():
+    card = ModelCard("tiny_random_nan_grad", "tiny-random-plumbing", 16, InputSpec(size=56))
+    broken = FaceModel(_BrokenNet(), card, SPACE)
+    with pytest.raises(NumericalError, match=r"'bob' at iteration 0"):
+        VeilProtector(iterations=3).craft({"bob": IDS["bob"]}, [broken], progress=False)
+
+
+def test_resume_skips_finished_identities_and_recrafts_on_a_config_change(tmp_path):
+    model = _tiny()
+    cfg = VeilProtector(iterations=2, hull_iters=10, batch_size=2).config
+    first = craft_many("veil", cfg, IDS, [model], out_dir=tmp_path, progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ann.veil", "bob.veil", "cy.veil"]
+    assert torch.equal(load_veil(veil_path(tmp_path, "cy")).veil, first["cy"].veil)
+    crafted = []
+    again = craft_many(
+        "veil",
+        cfg,
+        IDS,
+        [model],
+        out_dir=tmp_path,
+        progress=False,
+        on_done=lambda name, veil: crafted.append(name),
+    )
+    assert crafted == [] and all(torch.equal(again[n].veil, first[n].veil) for n in IDS)
+    veil_path(tmp_path, "bob").write_bytes(b"damaged")  # a corrupt file is crafted again
+    cfg2 = VeilProtector(iterations=1, hull_iters=10, batch_size=2).config
+    craft_many(
+        "veil",
+        cfg,
+        IDS,
+        [model],
+        out_dir=tmp_path,
+        progress=False,
+        on_done=lambda name, veil: crafted.append(name),
+    )
+    assert crafted == ["bob"]
+    craft_many(
+        "veil",
+        cfg2,
+        {"ann": IDS["ann"]},
+        [model],
+        out_dir=tmp_path,
+        progress=False,
+        on_done=lambda name, veil: crafted.append(name),
+    )
+    assert (
+        crafted == ["bob", "ann"] and load_veil(veil_path(tmp_path, "ann")).config == cfg2.to_dict()
+    )
+
+
+def test_early_stopping_freezes_a_unit_once_its_targets_are_met():
+    p = VeilProtector(
+        iterations=20, hull_iters=10, early_stop=True, stop_cosine=-1.0, stop_rms=0.0, check_every=3
+    )
+    veil = p.craft({"ann": IDS["ann"]}, [_tiny()], progress=False)["ann"]
+    assert veil.stats["stopped_early"] and veil.stats["iterations"] == 3
+
+
+def test_avih_crafts_one_perturbation_per_photo_and_none_is_the_identity():
+    model = _tiny()
+    avih = AVIHProtector(iterations=2)
+    veil = avih.craft({"cy": IDS["cy"]}, [model], progress=False)["cy"]
+    assert veil.per_image and veil.veil.shape == (4, 3, S, S)
+    assert len(veil.stats["per_image"]) == 4
+    assert avih.apply(veil, IDS["cy"]).shape == IDS["cy"].shape
+    with pytest.raises(VeilFileError):
+        avih.apply(veil, IDS["bob"])
+    none = NoneProtector()
+    nveil = none.craft({"bob": IDS["bob"]}, [model])["bob"]
+    assert none.apply(nveil, IDS["bob"]) is IDS["bob"]
+    torch.testing.assert_close(none.recover(nveil, IDS["bob"]), IDS["bob"])
+
+
+@pytest.mark.slow
+def test_real_veil_hides_the_face_but_keeps_the_identity(lfw_dev):
+    from veilbench.data.align import center_crop
+    from veilbench.data.images import load_rgb
+    from veilbench.evaluation.image_metrics import ssim
+    from veilbench.models.sface import create_sface
+
+    torch.set_num_threads(2)
+    people = ["Serena_Williams", "Hugo_Chavez"]
+    photos = {
+        name: torch.stack(
+            [
+                torch.from_numpy(center_crop(load_rgb(p)).crop).permute(2, 0, 1)
+                for p in sorted((lfw_dev / name).glob("*.jpg"))[:4]
+            ]
+        )
+        for name in people
+    }
+    model = create_sface()
+    protector = VeilProtector(iterations=15)
+    veils = protector.craft(photos, [model], seed=0, progress=False)
+    with torch.no_grad():
+        for name, x in photos.items():
+            protected = protector.apply(veils[name], x).round()
+            clean = model(x)
+            centroid = torch.nn.functional.normalize(clean.mean(0), dim=0)
+            # Original vs protected: structure gone (SSIM of a photo with itself is 1).
+            assert ssim(x, protected).mean() < 0.1
+            # ... yet the surrogate still sees the person, above any other person's ~0.3.
+            assert (model(protected) @ centroid).min() > 0.6
+            recovered = protector.recover(veils[name], protected)
+            assert (recovered - x).abs().max() <= 0.5 / protector.config.alpha + 1e-3
+
+
+def test_an_ensemble_of_surrogates_is_recorded_in_the_veil():
+    models = [tiny_random_model(space=SPACE, seed=0), tiny_random_model(space=SPACE, seed=1)]
+    for protector in (VeilProtector(iterations=1, hull_iters=5), VUAPProtector(iterations=1)):
+        veil = protector.craft({"bob": IDS["bob"]}, models, progress=False)["bob"]
+        assert [s["name"] for s in veil.surrogates] == ["tiny_random_0", "tiny_random_1"]
+        assert veil.surrogates[0]["params_sha256"] != veil.surrogates[1]["params_sha256"]
+        assert veil.protector == protector.name and veil.config == protector.config.to_dict()
+        assert veil.stats["cosine_to_centroid_min"] <= veil.stats["cosine_to_centroid_mean"]

@@ -1,0 +1,583 @@
+"""The batched crafting engine behind every veil-style protector (Algorithm 1 of the paper).
+
+One loop crafts many perturbations ("units") at once: the crafting photos of K units are
+stacked into one batch, each photo is blended with its own unit's perturbation,
+
+    x' = alpha * x + (1 - alpha) * delta                                  (eq. 12)
+    L  = sum_i [ L_fea(x_i') - lambda * L_vis(x_i, x_i') + mu * L_var(x_i') ]   (eq. 13)
+
+and one backward pass gives every unit's gradient (the per-unit losses are independent). Each
+unit then takes its own MI-FGSM sign step (``g = decay * g + grad / ||grad||_1``;
+``delta -= step * sign(g)``), with the step following a schedule from ``step_start`` to
+``step_end``. A unit is a person (person-wise veils: V-UAP and the veil) or one photo (AVIH).
+
+Determinism: each unit's random start comes from its own generator, seeded from
+``(seed, unit name)``, and nothing couples units, so on CPU a unit's result does not depend on
+which other units share its batch or in which order they come.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Protocol, TypeVar, runtime_checkable
+
+import torch
+from tqdm.auto import tqdm
+
+from veilbench.errors import ConfigError, DataError, NumericalError, VeilFileError
+from veilbench.models.base import FaceModel
+from veilbench.protectors import losses
+from veilbench.veilfile import (
+    SUFFIX,
+    Veil,
+    apply_veil,
+    image_sha256,
+    load_veil,
+    recover_images,
+    save_veil,
+)
+
+_CHOICES = {
+    "schedule": ("cosine", "linear", "constant"),
+    "init": ("random", "x1"),
+    "clip": ("veil", "blend"),
+    "ensemble": ("mean", "sum"),
+    "precision": ("fp32", "bf16", "fp16"),
+    "subspace": ("hull", "span"),
+}
+
+
+@dataclass
+class CraftConfig:
+    """Optimisation settings shared by every engine-based protector."""
+
+    #: Share of the original photo in the protected one (eq. 12).
+    alpha: float = 0.2
+    #: t_max: sign steps per perturbation. With SFace on LFW, SSIM(original, protected) was
+    #: already 0.0035 at cosine 0.91 after 40; 60 keeps a margin at ~60% of the paper-ish 100.
+    iterations: int = 60
+    #: First and last step size in pixel units; ``schedule`` interpolates between them.
+    step_start: float = 8.0
+    step_end: float = 0.5
+    schedule: str = "cosine"
+    #: MI-FGSM momentum decay (Algorithm 1: 1.0).
+    decay: float = 1.0
+    #: "random": a per-user seeded uniform noise image (the paper's "unique initial value"; far
+    #: better visually); "x1": the first crafting photo, as Algorithm 1 prints.
+    init: str = "random"
+    #: "veil": keep the perturbation itself in [0, 255], so no blend ever clips, recovery is
+    #: exact up to quantisation and the result is stored as uint8; "blend": clip only the blend.
+    clip: str = "veil"
+    #: Round the perturbation to integers at the end (clip="veil" only), so the saved veil is
+    #: exactly the one that was evaluated.
+    quantize: bool = True
+    #: How the feature losses of several surrogates combine.
+    ensemble: str = "mean"
+    #: Stop a unit early once every crafting photo's embedding has cosine >= stop_cosine to its
+    #: clean centroid (each surrogate) and the protected photos differ from the originals by an
+    #: RMS of at least stop_rms pixel units; checked every check_every iterations.
+    early_stop: bool = False
+    stop_cosine: float = 0.6
+    stop_rms: float = 70.0
+    check_every: int = 10
+    #: Units (identities; photos for per-image protectors) crafted together in one batch.
+    batch_size: int = 8
+    #: Autocast dtype for the surrogates' forward pass; bf16/fp16 need CUDA.
+    precision: str = "fp32"
+
+    def __post_init__(self) -> None:
+        for name, options in _CHOICES.items():
+            value = getattr(self, name, None)
+            if value is not None and value not in options:
+                raise ConfigError(f"{name} must be one of {', '.join(options)}; got {value!r}")
+        if not 0 < self.alpha < 1:
+            raise ConfigError(f"alpha must lie in (0, 1); got {self.alpha}")
+        if self.iterations < 0 or self.batch_size < 1 or self.check_every < 1:
+            raise ConfigError("iterations must be >= 0, batch_size and check_every >= 1")
+        if self.step_start <= 0 or self.step_end <= 0:
+            raise ConfigError("step_start and step_end must be > 0 (pixel units)")
+        for name in ("lambda_vis", "mu_var"):
+            if getattr(self, name, 0.0) < 0:
+                raise ConfigError(f"{name} must be >= 0; got {getattr(self, name)}")
+        if getattr(self, "block_size", 1) < 1 or getattr(self, "block_stride", 1) < 1:
+            raise ConfigError("block_size and block_stride must be >= 1")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def objective(self) -> Objective:
+        """The loss terms this protector optimises."""
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class Objective:
+    """Which loss terms a protector uses (eq. 13 and its baselines)."""
+
+    #: "hull" / "span": distance to the unit's identity subspace; "own": each photo's distance
+    #: to its own clean embedding (V-UAP, AVIH).
+    feature: str
+    lambda_vis: float
+    mu_var: float = 0.0
+    block_size: int = 3
+    block_stride: int = 1
+    hull_iters: int = 50
+
+
+C = TypeVar("C")
+
+
+def _coerce(name: str, value: Any, default: Any) -> Any:
+    """Turn a CLI string into the type of the field's default."""
+    if not isinstance(value, str) or isinstance(default, str):
+        return value
+    try:
+        if isinstance(default, bool):
+            if value.lower() in ("1", "true", "yes", "on"):
+                return True
+            if value.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(value)
+        return type(default)(value)
+    except ValueError:
+        raise ConfigError(
+            f"parameter {name}={value!r} is not a valid {type(default).__name__}"
+        ) from None
+
+
+def make_config(cls: type[C], params: dict[str, Any]) -> C:
+    """Build dataclass ``cls`` from keyword parameters (strings coerced); unknown -> ConfigError."""
+    valid = {f.name: f for f in fields(cls)}
+    unknown = sorted(set(params) - set(valid))
+    if unknown:
+        raise ConfigError(
+            f"unknown parameter(s) {', '.join(unknown)} for {cls.__name__}; "
+            f"valid keys: {', '.join(valid) or '(none)'}"
+        )
+    defaults = cls()
+    return cls(**{k: _coerce(k, v, getattr(defaults, k)) for k, v in params.items()})
+
+
+def unit_seed(seed: int, name: str) -> int:
+    """A 63-bit seed from (seed, name): a unit's randomness ignores batch composition."""
+    digest = hashlib.sha256(f"{seed}\x00{name}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1
+
+
+def step_size(cfg: CraftConfig, t: int) -> float:
+    """The step size at iteration ``t`` of ``cfg.iterations``."""
+    frac = t / max(1, cfg.iterations - 1)
+    if cfg.schedule == "constant":
+        return cfg.step_start
+    if cfg.schedule == "linear":
+        return cfg.step_start + (cfg.step_end - cfg.step_start) * frac
+    return cfg.step_end + 0.5 * (cfg.step_start - cfg.step_end) * (1 + math.cos(math.pi * frac))
+
+
+def describe_surrogates(models: list[FaceModel]) -> list[dict]:
+    """Name and weight sha256 of each surrogate (a parameter hash when it has no weight file)."""
+    out = []
+    for m in models:
+        entry: dict[str, Any] = {"name": m.name}
+        weights = [{"name": w.get("name"), "sha256": w.get("sha256")} for w in m.card.weights]
+        if weights:
+            entry["weights"] = weights
+        else:  # e.g. a random-weight test model: hash what it computes with
+            digest = hashlib.sha256()
+            for key, tensor in sorted(m.state_dict().items()):
+                digest.update(key.encode())
+                digest.update(tensor.detach().to("cpu", torch.float32).contiguous().numpy())
+            entry["params_sha256"] = digest.hexdigest()
+        out.append(entry)
+    return out
+
+
+@dataclass
+class Crafted:
+    """One finished unit: its perturbation (3 x S x S, on CPU) and crafting statistics."""
+
+    veil: torch.Tensor
+    stats: dict
+
+
+def _initial(cfg: CraftConfig, images: torch.Tensor, seed: int, name: str) -> torch.Tensor:
+    if cfg.init == "x1":
+        return images[0].detach().to("cpu", torch.float32).clone()
+    gen = torch.Generator().manual_seed(unit_seed(seed, name))
+    return torch.rand(images.shape[1:], generator=gen) * 255.0
+
+
+def _embed(models: list[FaceModel], x: torch.Tensor, precision: str) -> list[torch.Tensor]:
+    """Every surrogate's embeddings of ``x`` (float32), under autocast when asked."""
+    if precision == "fp32":
+        return [m(x) for m in models]
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    with torch.autocast(device_type="cuda", dtype=dtype):
+        return [m(x).float() for m in models]
+
+
+def _feature_loss(
+    obj: Objective,
+    embs: list[torch.Tensor],
+    clean: list[torch.Tensor],
+    sel: torch.Tensor,
+    sets: torch.Tensor,
+    sizes: torch.Tensor,
+    ensemble: str,
+) -> torch.Tensor:
+    """Per-image feature term for the chunk's images ``sel``, combined over surrogates.
+
+    ``sets[i, :sizes[i]]`` are the chunk rows of image i's unit. Units of equal size share one
+    batched subspace call; sizes are never mixed by padding, which would perturb the
+    projection's rounding and so make a unit's veil depend on its batch-mates.
+    """
+    terms = []
+    for emb, ref in zip(embs, clean, strict=True):
+        if obj.feature == "own":
+            terms.append(losses.feature_distance(emb, ref[sel]))
+            continue
+        pos_parts, val_parts = [], []
+        for n in sizes[sel].unique().tolist():
+            pos = (sizes[sel] == n).nonzero().squeeze(1)
+            feats = ref[sets[sel[pos], :n]]
+            val_parts.append(
+                losses.feature_alignment_loss(emb[pos], feats, obj.feature, obj.hull_iters)
+            )
+            pos_parts.append(pos)
+        terms.append(torch.cat(val_parts)[torch.cat(pos_parts).argsort()])
+    total = torch.stack(terms).sum(0)
+    return total / len(terms) if ensemble == "mean" else total
+
+
+def _unit_report(
+    models: list[FaceModel],
+    x: torch.Tensor,
+    xp: torch.Tensor,
+    centroids: list[torch.Tensor],
+    precision: str,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per image: worst cosine to its unit's clean centroid over surrogates, and pixel RMS."""
+    cos = torch.stack(
+        [(e * c).sum(1) for e, c in zip(_embed(models, xp, precision), centroids, strict=True)]
+    )
+    rms = (xp - x).pow(2).flatten(1).mean(1).sqrt()
+    return cos.min(0).values, rms
+
+
+def _craft_chunk(
+    names: list[str],
+    images: list[torch.Tensor],
+    models: list[FaceModel],
+    cfg: CraftConfig,
+    *,
+    device: torch.device,
+    seed: int,
+    bar: tqdm,
+) -> list[Crafted]:
+    """Craft one batch of units together; see the module docstring."""
+    t0 = time.perf_counter()
+    obj = cfg.objective()
+    a = cfg.alpha
+    x = torch.cat(images).to(device, torch.float32)
+    counts = torch.tensor([len(im) for im in images])
+    owner = torch.repeat_interleave(torch.arange(len(names)), counts).to(device)
+    rows = [(owner == k).nonzero().squeeze(1) for k in range(len(names))]
+    longest = max(len(r) for r in rows)
+    sets = torch.stack([torch.cat([r, r[:1].expand(longest - len(r))]) for r in rows])[owner]
+    sizes = counts.to(device)[owner]
+    with torch.no_grad():
+        clean = [e.detach() for e in _embed(models, x, cfg.precision)]
+    for m, e in zip(models, clean, strict=True):
+        bad = (~torch.isfinite(e).all(1)).nonzero()
+        if bad.numel():
+            raise NumericalError(
+                f"surrogate {m.name} gives non-finite embeddings for the crafting photos of "
+                f"{names[int(owner[bad[0, 0]])]!r}: check the model and that the photos are "
+                "canonical crops in [0, 255]"
+            )
+    # Each image's own unit centroid, per surrogate (for early stopping and the final report).
+    centroids = [
+        torch.nn.functional.normalize(torch.stack([c[r].mean(0) for r in rows]), dim=1)[owner]
+        for c in clean
+    ]
+    veils = torch.stack(
+        [_initial(cfg, im, seed, n) for n, im in zip(names, images, strict=True)]
+    ).to(device)
+    momentum = torch.zeros_like(veils)
+    active = [True] * len(names)
+    iterations = [cfg.iterations] * len(names)
+    scale = 1024.0 if cfg.precision == "fp16" else 1.0  # fp16 loss scaling; sign steps ignore it
+    steps = 0
+    for t in range(cfg.iterations):
+        act = [k for k in range(len(names)) if active[k]]
+        if not act:
+            break
+        groups = [rows[k] for k in act]
+        sel = torch.cat(groups)  # each unit's images stay contiguous
+        v = veils.clone().requires_grad_(True)
+        xa = x[sel]
+        xp = a * xa + (1 - a) * v[owner[sel]]
+        if cfg.clip == "blend":
+            xp = xp.clamp(0, 255)
+        embs = _embed(models, xp, cfg.precision)
+        loss = _feature_loss(obj, embs, clean, sel, sets, sizes, cfg.ensemble)
+        loss = loss - obj.lambda_vis * losses.visual_loss(xa, xp)
+        if obj.mu_var:
+            loss = loss + obj.mu_var * losses.block_variance(xp, obj.block_size, obj.block_stride)
+        (grad,) = torch.autograd.grad(loss.sum() * scale, v)
+        idx = torch.tensor(act, device=device)
+        grad = grad[idx]
+        finite = torch.isfinite(grad).flatten(1).all(1)
+        if not bool(finite.all()):
+            bad = names[act[int((~finite).nonzero()[0])]]
+            raise NumericalError(
+                f"non-finite gradient while crafting {bad!r} at iteration {t}: check the "
+                "surrogate model's output on these images, use precision=fp32 or smaller steps"
+            )
+        if cfg.early_stop and t > 0 and t % cfg.check_every == 0:
+            with torch.no_grad():
+                cos = torch.stack(
+                    [(e.detach() * c[sel]).sum(1) for e, c in zip(embs, centroids, strict=True)]
+                )
+                cos = cos.min(0).values
+                rms = (xp.detach() - xa).pow(2).flatten(1).mean(1).sqrt()
+            start, keep = 0, []
+            for j, k in enumerate(act):
+                n = groups[j].shape[0]
+                done = bool(cos[start : start + n].min() >= cfg.stop_cosine) and bool(
+                    rms[start : start + n].mean() >= cfg.stop_rms
+                )
+                start += n
+                if done:
+                    active[k], iterations[k] = False, t
+                else:
+                    keep.append(j)
+            idx, grad = idx[keep], grad[keep]
+        if idx.numel():
+            l1 = grad.abs().flatten(1).sum(1).clamp_min(1e-30).view(-1, 1, 1, 1)
+            momentum[idx] = cfg.decay * momentum[idx] + grad / l1
+            veils[idx] -= step_size(cfg, t) * momentum[idx].sign()
+            if cfg.clip == "veil":
+                veils.clamp_(0, 255)
+        bar.update(1)
+        steps += 1
+    bar.update(cfg.iterations - steps)  # units that stopped early leave the bar short
+    if cfg.clip == "veil" and cfg.quantize:
+        veils = veils.round()
+    with torch.no_grad():
+        xp = (a * x + (1 - a) * veils[owner]).clamp(0, 255)
+        cos, rms = _unit_report(models, x, xp, centroids, cfg.precision)
+    seconds = (time.perf_counter() - t0) / len(names)
+    return [
+        Crafted(
+            veils[k].detach().cpu(),
+            {
+                "iterations": iterations[k],
+                "stopped_early": iterations[k] < cfg.iterations,
+                "seconds": round(seconds, 3),
+                "cosine_to_centroid_min": round(float(cos[rows[k]].min()), 5),
+                "cosine_to_centroid_mean": round(float(cos[rows[k]].mean()), 5),
+                "rms": round(float(rms[rows[k]].mean()), 3),
+            },
+        )
+        for k in range(len(names))
+    ]
+
+
+def veil_path(out_dir: str | Path, identity: str) -> Path:
+    """Where ``craft_many`` keeps an identity's veil: a file name safe on every filesystem."""
+    safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in identity) or "_"
+    return Path(out_dir) / f"{safe}{SUFFIX}"
+
+
+def _check_inputs(
+    identities: dict[str, torch.Tensor], surrogates: list[FaceModel], cfg: CraftConfig, device
+) -> None:
+    if not surrogates:
+        raise ConfigError("crafting needs at least one surrogate FaceModel")
+    size = surrogates[0].space.size
+    for name, imgs in identities.items():
+        if imgs.ndim != 4 or imgs.shape[0] < 1 or tuple(imgs.shape[1:]) != (3, size, size):
+            raise DataError(
+                f"identity {name!r}: crafting photos must be n x 3 x {size} x {size} canonical "
+                f"crops (n >= 1), got {tuple(imgs.shape)}; align them first"
+            )
+    if cfg.precision != "fp32" and torch.device(device).type != "cuda":
+        raise ConfigError(f"precision={cfg.precision} needs a CUDA device; use precision=fp32")
+
+
+def craft_many(
+    protector: str,
+    cfg: CraftConfig,
+    identities: dict[str, torch.Tensor],
+    surrogates: list[FaceModel],
+    *,
+    per_image: bool = False,
+    device: str | torch.device = "cpu",
+    seed: int = 0,
+    out_dir: str | Path | None = None,
+    progress: bool = True,
+    on_done: Callable[[str, Veil], None] | None = None,
+) -> dict[str, Veil]:
+    """Craft a veil for every identity, ``cfg.batch_size`` units per batched loop.
+
+    With ``out_dir``, an identity whose ``.veil`` file already exists there and was crafted from
+    the same photos, config and surrogates is loaded instead of crafted (resume), and each new
+    veil is written as soon as its batch finishes. ``per_image`` crafts one perturbation per
+    photo (AVIH); the identity's veil then holds all of them.
+    """
+    _check_inputs(identities, surrogates, cfg, device)
+    device = torch.device(device)
+    models = [m.to(device).eval() for m in surrogates]
+    described = describe_surrogates(surrogates)
+    config = cfg.to_dict()
+    results: dict[str, Veil] = {}
+    hashes = {name: image_sha256(imgs) for name, imgs in identities.items()}
+    todo = []
+    for name in identities:
+        if out_dir is not None and veil_path(out_dir, name).is_file():
+            try:
+                old = load_veil(veil_path(out_dir, name))
+            except VeilFileError:
+                old = None  # a corrupt or foreign file is crafted again and replaced
+            if old is not None and (
+                old.protector,
+                old.identity,
+                old.config,
+                old.surrogates,
+                old.image_sha256,
+            ) == (protector, name, config, described, hashes[name]):
+                results[name] = old
+                continue
+        todo.append(name)
+    units = [
+        (f"{name}/{i:04d}" if per_image else name, name, imgs[i : i + 1] if per_image else imgs)
+        for name in todo
+        for i in (range(len(identities[name])) if per_image else [0])
+        for imgs in [identities[name]]
+    ]
+    chunks = [units[i : i + cfg.batch_size] for i in range(0, len(units), cfg.batch_size)]
+    parts: dict[str, list[Crafted]] = {name: [] for name in todo}
+    needed = {name: len(identities[name]) if per_image else 1 for name in todo}
+    with tqdm(
+        total=len(chunks) * cfg.iterations,
+        disable=not progress,
+        desc=f"{protector}: {len(todo)} to craft, {len(results)} resumed",
+        unit="it",
+    ) as bar:
+        for chunk in chunks:
+            crafted = _craft_chunk(
+                [u[0] for u in chunk],
+                [u[2] for u in chunk],
+                models,
+                cfg,
+                device=device,
+                seed=seed,
+                bar=bar,
+            )
+            for (_, name, _), c in zip(chunk, crafted, strict=True):
+                parts[name].append(c)
+                if len(parts[name]) < needed[name]:
+                    continue
+                got = parts.pop(name)
+                stats = (
+                    {
+                        "seconds": round(sum(p.stats["seconds"] for p in got), 3),
+                        "per_image": [p.stats for p in got],
+                    }
+                    if per_image
+                    else got[0].stats
+                )
+                veil = Veil(
+                    veil=torch.stack([p.veil for p in got]) if per_image else got[0].veil,
+                    alpha=cfg.alpha,
+                    protector=protector,
+                    identity=name,
+                    config=config,
+                    surrogates=described,
+                    image_sha256=hashes[name],
+                    clip=cfg.clip,
+                    stats=stats,
+                )
+                if out_dir is not None:
+                    save_veil(veil_path(out_dir, name), veil)
+                if on_done is not None:
+                    on_done(name, veil)
+                results[name] = veil
+    return {name: results[name] for name in identities}
+
+
+@runtime_checkable
+class Protector(Protocol):
+    """What the benchmark runner calls: craft veils, apply them, recover from them."""
+
+    name: str
+    config: Any
+    per_image: bool
+
+    def craft(
+        self,
+        identities: dict[str, torch.Tensor],
+        surrogates: list[FaceModel],
+        *,
+        device: str | torch.device = "cpu",
+        seed: int = 0,
+        out_dir: str | Path | None = None,
+        progress: bool = True,
+    ) -> dict[str, Veil]: ...
+
+    def apply(self, veil: Veil, images: torch.Tensor) -> torch.Tensor: ...
+
+    def recover(
+        self, veil: Veil, protected: torch.Tensor, gaussian_sigma: float = 0.0
+    ) -> torch.Tensor: ...
+
+
+class EngineProtector:
+    """A protector crafted by :func:`craft_many`; subclasses set name, config class, per_image."""
+
+    name: str = ""
+    per_image: bool = False
+    config_class: type[CraftConfig] = CraftConfig
+
+    def __init__(self, **params: Any) -> None:
+        self.config = make_config(self.config_class, params)
+
+    def craft(
+        self,
+        identities: dict[str, torch.Tensor],
+        surrogates: list[FaceModel],
+        *,
+        device: str | torch.device = "cpu",
+        seed: int = 0,
+        out_dir: str | Path | None = None,
+        progress: bool = True,
+    ) -> dict[str, Veil]:
+        """One veil per identity from its crafting photos (n x 3 x S x S canonical crops)."""
+        return craft_many(
+            self.name,
+            self.config,
+            identities,
+            surrogates,
+            per_image=self.per_image,
+            device=device,
+            seed=seed,
+            out_dir=out_dir,
+            progress=progress,
+        )
+
+    def apply(self, veil: Veil, images: torch.Tensor) -> torch.Tensor:
+        """Blend the veil into the images (eq. 12)."""
+        return apply_veil(veil, images)
+
+    def recover(
+        self, veil: Veil, protected: torch.Tensor, gaussian_sigma: float = 0.0
+    ) -> torch.Tensor:
+        """Undo the blend (eq. 14)."""
+        return recover_images(veil, protected, gaussian_sigma)
