@@ -91,6 +91,9 @@ def plugins_command(as_json: bool) -> None:
 @click.option("--protector", default=None, help="Protector name (see `veilbench list protectors`).")
 @click.option("--models", default=None, help="all | a,b | wildcards | -exclusions.")
 @click.option("--surrogates", default=None, help="Also craft one ensemble veil against a,b,c.")
+@click.option(
+    "--craft-with", default=None, help="Models that craft their own veils [all of --models]."
+)
 @click.option("--attacks", default=None, help="Attacks for robustness sweeps (same selection).")
 @click.option(
     "--dataset", default=None, help="Dataset name or path (LFW folder/.tgz, image folder)."

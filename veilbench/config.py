@@ -41,6 +41,7 @@ class RunConfig:
     protector: str = "veil"
     models: str = "all"
     surrogates: str | None = None  # one ensemble veil against these models (comma list)
+    craft_with: str | None = None  # models that craft their own veils (default: all of --models)
     attacks: str | None = None
     dataset: str | None = None
     out: str = "reports/latest"

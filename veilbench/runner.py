@@ -324,7 +324,11 @@ def run(config: RunConfig, *, log: Log = stderr_log, checkpoints: dict[str, str]
         }
         for t in models
     }
-    surrogate_sets = [[name] for name in models] + ([ensemble] if len(ensemble) > 1 else [])
+    crafting = list(models)
+    if config.craft_with is not None:
+        chosen = {e.name for e in plugins.registries["models"].select(config.craft_with)}
+        crafting = [n for n in models if n in chosen]
+    surrogate_sets = [[n] for n in crafting] + ([ensemble] if len(ensemble) > 1 else [])
     attack_entries = plugins.registries["attacks"].select(config.attacks) if config.attacks else []
     results["msr"], results["image_metrics"], results["robustness"] = {}, {}, {}
     results["impersonation"], results["samples"], results["per_identity"] = {}, {}, {}
