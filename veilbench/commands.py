@@ -20,4 +20,10 @@ def _train_command() -> click.Command:
     return make_train_command(_resolve_teacher)
 
 
-COMMANDS: list[click.Command] = [*WORKFLOW_COMMANDS, _train_command()]
+def _rank1_command() -> click.Command:
+    from veilbench.evaluation.clean import rank1_command
+
+    return rank1_command
+
+
+COMMANDS: list[click.Command] = [*WORKFLOW_COMMANDS, _train_command(), _rank1_command()]

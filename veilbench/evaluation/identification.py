@@ -104,21 +104,28 @@ class EmbeddingCache:
 
 
 def topk_search(
-    queries: torch.Tensor, gallery: torch.Tensor, k: int = 1, chunk: int = 65536
+    queries: torch.Tensor,
+    gallery: torch.Tensor,
+    k: int = 1,
+    chunk: int | None = None,
+    score_budget_bytes: int = 256 << 20,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Top-k cosine scores and gallery indices per query, scanning the gallery in chunks.
 
-    Memory stays at ``queries x (chunk + k)`` scores however large the gallery is.
+    Each chunk's own top-k is taken first, then merged with the running best over 2k columns,
+    so memory stays at one ``queries x chunk`` score block (``score_budget_bytes`` picks the
+    chunk when none is given) however large the gallery is.
     """
     q = queries.shape[0]
+    if chunk is None:
+        chunk = max(k, score_budget_bytes // (max(1, q) * queries.element_size()))
     best_s = torch.full((q, k), -float("inf"), dtype=queries.dtype, device=queries.device)
     best_i = torch.full((q, k), -1, dtype=torch.long, device=queries.device)
     for start in range(0, gallery.shape[0], chunk):
         scores = queries @ gallery[start : start + chunk].T
-        idx = torch.arange(start, start + scores.shape[1], device=queries.device)
-        all_s = torch.cat([best_s, scores], dim=1)
-        all_i = torch.cat([best_i, idx.expand(q, -1)], dim=1)
-        best_s, pos = all_s.topk(min(k, all_s.shape[1]), dim=1)
+        s, i = scores.topk(min(k, scores.shape[1]), dim=1)
+        all_s, all_i = torch.cat([best_s, s], dim=1), torch.cat([best_i, i + start], dim=1)
+        best_s, pos = all_s.topk(k, dim=1)
         best_i = all_i.gather(1, pos)
     return best_s, best_i
 

@@ -1,0 +1,105 @@
+"""``veilbench rank1``: clean (unprotected) 1:N identification accuracy of face models.
+
+Protocol: people with >= ``min_images`` photos are probes; each one's first ``enrol`` photos
+(sorted by file name) are enrolled in the gallery together with the photo of each of the first
+``distractors`` one-photo people; every other probe photo is a query, matched (cosine, top-1)
+against every gallery image. Photos whose face is not found are reported; a query without a
+face counts as a miss.
+
+    veilbench rank1 --models sface,facenet,dlib_resnet --dataset ../shared/data/lfw-dev
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import click
+
+from veilbench.data.datasets import FaceDataset, ImageRef, prepare
+from veilbench.errors import DataError
+from veilbench.evaluation.identification import EmbeddingCache, Gallery, rank1
+from veilbench.models.base import FaceModel, FaceSpace
+
+
+def clean_protocol(
+    dataset: FaceDataset, min_images: int = 20, enrol: int = 10, distractors: int = 2000
+) -> tuple[list[ImageRef], list[ImageRef]]:
+    """(gallery, queries) as the module docstring describes."""
+    people = dataset.by_identity()
+    probes = [n for n, refs in sorted(people.items()) if len(refs) >= min_images]
+    singles = [n for n, refs in sorted(people.items()) if len(refs) == 1]
+    if not probes or len(singles) < distractors:
+        raise DataError(
+            f"{dataset.name} has {len(probes)} people with >= {min_images} photos and "
+            f"{len(singles)} one-photo people; need >= 1 and >= {distractors}: lower "
+            f"--distractors or --min-images"
+        )
+    gallery = [r for n in probes for r in sorted(people[n], key=lambda r: r.path.name)[:enrol]]
+    gallery += [people[n][0] for n in singles[:distractors]]
+    queries = [r for n in probes for r in sorted(people[n], key=lambda r: r.path.name)[enrol:]]
+    return gallery, queries
+
+
+def clean_rank1(
+    model: FaceModel,
+    dataset: FaceDataset,
+    gallery: list[ImageRef],
+    queries: list[ImageRef],
+    *,
+    device: str = "cpu",
+    batch_size: int = 64,
+) -> dict:
+    """Rank-1 of ``model`` (prepared crops and embeddings are cached)."""
+    t0 = time.perf_counter()
+    g = prepare(dataset, gallery, model.space)
+    q = prepare(dataset, queries, model.space)
+    cache = EmbeddingCache(model)
+    kw = {"device": device, "batch_size": batch_size}
+    g_emb, _ = cache.get_or_compute(model, g.hashes, g.crops, **kw)
+    q_emb, _ = cache.get_or_compute(model, q.hashes, q.crops, **kw)
+    top1 = Gallery(g_emb, [r.identity for r in g.refs]).top1(q_emb)
+    hits = int(rank1(top1, [r.identity for r in q.refs]) * len(q.refs))
+    return {
+        "model": model.name,
+        "alignment": dataset.alignment,
+        "rank1": hits / len(queries),  # a query whose face was not found is a miss
+        "hits": hits,
+        "queries": len(queries),
+        "gallery": len(g.refs),
+        "probe_people": len({r.identity for r in queries}),
+        "no_face": [p["file"] for p in g.problems + q.problems],
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
+
+
+@click.command("rank1")
+@click.option("--models", default="sface,facenet,dlib_resnet", show_default=True)
+@click.option("--dataset", required=True, help="Dataset name or path.")
+@click.option(
+    "--alignment",
+    default=None,
+    type=click.Choice(["yunet", "center", "none"]),
+    help="Override the dataset's alignment.",
+)
+@click.option("--min-images", default=20, show_default=True)
+@click.option("--enrol", default=10, show_default=True)
+@click.option("--distractors", default=2000, show_default=True)
+@click.option("--device", default="auto", type=click.Choice(["auto", "cpu", "cuda"]))
+def rank1_command(models, dataset, alignment, min_images, enrol, distractors, device):
+    """Clean 1:N rank-1 of face models (one JSON line per model)."""
+    from veilbench.config import RunConfig
+    from veilbench.plugins import get_plugins
+    from veilbench.runner import pick_device, resolve_dataset
+
+    plugins = get_plugins()
+    dev = pick_device(device)
+    space = FaceSpace()
+    ds, _ = resolve_dataset(RunConfig(dataset=dataset), plugins, lambda m: None, space)
+    if alignment:
+        ds.alignment = alignment
+    gallery, queries = clean_protocol(ds, min_images, enrol, distractors)
+    for entry in plugins.registries["models"].select(models):
+        model = entry.create(space=space).to(dev).eval()
+        result = clean_rank1(model, ds, gallery, queries, device=str(dev))
+        click.echo(json.dumps(result))
