@@ -136,6 +136,8 @@ class FaceAligner:
         """This thread's YuNet detector, created on first use ("center" never needs weights)."""
         det = getattr(self._local, "detector", None)
         if det is None:
+            # OpenCV's DNN backend warns on every creation about targets it does not use.
+            cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
             det = cv2.FaceDetectorYN.create(
                 str(resolve(YUNET)), "", (320, 320), self.score_threshold, 0.3, 50
             )

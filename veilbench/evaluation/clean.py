@@ -23,11 +23,16 @@ from veilbench.models.base import FaceModel, FaceSpace
 
 
 def clean_protocol(
-    dataset: FaceDataset, min_images: int = 20, enrol: int = 10, distractors: int = 2000
+    dataset: FaceDataset,
+    min_images: int = 20,
+    enrol: int = 10,
+    distractors: int = 2000,
+    max_probes: int | None = None,
 ) -> tuple[list[ImageRef], list[ImageRef]]:
-    """(gallery, queries) as the module docstring describes."""
+    """(gallery, queries) as the module docstring describes (the first ``max_probes`` probes)."""
     people = dataset.by_identity()
     probes = [n for n, refs in sorted(people.items()) if len(refs) >= min_images]
+    probes = probes[:max_probes] if max_probes else probes
     singles = [n for n, refs in sorted(people.items()) if len(refs) == 1]
     if not probes or len(singles) < distractors:
         raise DataError(
@@ -85,8 +90,9 @@ def clean_rank1(
 @click.option("--min-images", default=20, show_default=True)
 @click.option("--enrol", default=10, show_default=True)
 @click.option("--distractors", default=2000, show_default=True)
+@click.option("--probes", "max_probes", default=None, type=int, help="Use the first N probes.")
 @click.option("--device", default="auto", type=click.Choice(["auto", "cpu", "cuda"]))
-def rank1_command(models, dataset, alignment, min_images, enrol, distractors, device):
+def rank1_command(models, dataset, alignment, min_images, enrol, distractors, max_probes, device):
     """Clean 1:N rank-1 of face models (one JSON line per model)."""
     from veilbench.config import RunConfig
     from veilbench.plugins import get_plugins
@@ -98,7 +104,7 @@ def rank1_command(models, dataset, alignment, min_images, enrol, distractors, de
     ds, _ = resolve_dataset(RunConfig(dataset=dataset), plugins, lambda m: None, space)
     if alignment:
         ds.alignment = alignment
-    gallery, queries = clean_protocol(ds, min_images, enrol, distractors)
+    gallery, queries = clean_protocol(ds, min_images, enrol, distractors, max_probes)
     for entry in plugins.registries["models"].select(models):
         model = entry.create(space=space).to(dev).eval()
         result = clean_rank1(model, ds, gallery, queries, device=str(dev))
