@@ -375,7 +375,7 @@ def run(config: RunConfig, *, log: Log = stderr_log, checkpoints: dict[str, str]
             for p in data.probes
         }
         timings.setdefault("evaluate_s", {})[key] = time.perf_counter() - t0
-    results["white_box"] = {k: v[k] for k, v in results["msr"].items() if k in v}
+    results["privacy"] = privacy_summary(results["msr"])
     timings["total_s"] = time.perf_counter() - t_start
     write_json_atomic(out / "results.json", doc)
     from veilbench.report import render_report
@@ -437,6 +437,28 @@ def craft_and_protect(
             "obj": veil,
         }
     return protected
+
+
+def privacy_summary(msr_table: dict) -> dict:
+    """Per surrogate: the service's rate (white-box targets) beside an attacker's (black-box).
+
+    The paper reads high white-box MSR as utility (the service that crafted the veil still
+    identifies the person) and low black-box MSR as privacy (an attacker's own model fails).
+    """
+    summary = {}
+    for key, row in msr_table.items():
+        members = set(key.split("+"))
+        for subset in ("craft", "held_out"):
+            white = [row[t][subset] for t in row if t in members]
+            black = [row[t][subset] for t in row if t not in members]
+            summary.setdefault(key, {})[subset] = {
+                "service_msr": _mean([c["msr"] for c in white]),
+                "service_rank1": _mean([c["rank1_protected"] for c in white]),
+                "attacker_msr": _mean([c["msr"] for c in black]),
+                "attacker_rank1": _mean([c["rank1_protected"] for c in black]),
+                "attacker_models": sorted(t for t in row if t not in members),
+            }
+    return summary
 
 
 def _veil_image(veil: Any) -> torch.Tensor | None:
