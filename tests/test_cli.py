@@ -59,3 +59,13 @@ def test_weights_list_json(cli):
 def test_weights_fetch_unknown_name(cli):
     result = CliRunner().invoke(cli, ["weights", "fetch", "nope.bin"])
     assert result.exit_code == 2 and "unknown weight file" in result.output
+
+
+def test_every_model_lists_a_card_without_loading_weights(cli):
+    models = json.loads(CliRunner().invoke(cli, ["list", "models", "--json"]).output)
+    for m in models:
+        if m["name"] == "onnx":  # its card depends on the file given
+            continue
+        card = m["card"]
+        assert card["embedding_size"] > 0 and card["input"]["size"] > 0, m["name"]
+        assert len(card["input"]["crop"]) == 4

@@ -59,12 +59,15 @@ def list_command(kind: str, as_json: bool) -> None:
 def _describe(entry) -> dict[str, Any]:
     data = entry.to_dict()
     card_factory = entry.metadata.get("card_factory")
+    data.pop("card_factory", None)
     if card_factory:  # cheap: builds a card, never loads weights
         import importlib
 
-        module, _, attr = card_factory.partition(":")
         try:
-            data["card"] = getattr(importlib.import_module(module), attr)().to_dict()
+            if isinstance(card_factory, str):
+                module, _, attr = card_factory.partition(":")
+                card_factory = getattr(importlib.import_module(module), attr)
+            data["card"] = card_factory().to_dict()
         except Exception as exc:  # a card must not break listing
             data["card_error"] = f"{type(exc).__name__}: {exc}"
     if entry.kind == "models":

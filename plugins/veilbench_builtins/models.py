@@ -2,7 +2,7 @@
 
 Real pretrained, available offline (weights from registry packages, sha256-checked):
 ``sface``, ``facenet``, ``dlib_resnet``. Architectures that need a user checkpoint
-(``--param checkpoint=PATH`` or ``veilbench train``): the paper's ``resnet50_softmax`` /
+(``--checkpoint NAME=PATH`` or ``veilbench train``): the paper's ``resnet50_softmax`` /
 ``resnet50_cosface`` / ``resnet50_arcface``, ``iresnet18/34/50/100``, ``mobilefacenet``,
 ``seresnet50``, ``inception_resnet_v1``; and ``onnx`` for any ArcFace-style ONNX file by path.
 """
@@ -55,12 +55,20 @@ def _architecture(arch: str, name: str, space=None, checkpoint: str | None = Non
     return create_architecture(arch, checkpoint=checkpoint, space=space, name=name)
 
 
+def _architecture_card(arch: str, name: str):
+    from veilbench.models.checkpoints import default_card
+
+    card = default_card(arch)
+    card.name = name
+    return card
+
+
 def _onnx(space=None, path: str | None = None, **_):
     from veilbench.errors import ConfigError
     from veilbench.models.onnx_model import create_onnx_model
 
     if not path:
-        raise ConfigError("model 'onnx' needs a file: --param path=/path/to/model.onnx")
+        raise ConfigError("model 'onnx' needs a file: --checkpoint onnx=/path/to/model.onnx")
     return create_onnx_model(path, space=space)
 
 
@@ -103,7 +111,8 @@ def register_models(register):
             weights=[],
             pretrained=False,
             architecture=arch,
-            description=description + "; needs --param checkpoint=PATH",
+            card_factory=partial(_architecture_card, arch, name),
+            description=description + "; needs --checkpoint NAME=PATH",
             needs="checkpoint",
         )
     register(
@@ -112,6 +121,6 @@ def register_models(register):
         weights=[],
         pretrained=False,
         architecture="onnx",
-        description="any ArcFace-style ONNX model by path (--param path=...)",
+        description="any ArcFace-style ONNX model by path (--checkpoint onnx=PATH)",
         needs="path",
     )
