@@ -93,30 +93,20 @@ def _clean(value: Any) -> Any:
 
 
 def write_json_atomic(path: str | os.PathLike, document: Any) -> Path:
-    """Write JSON so a reader sees the old file or the new one, never half of one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(_clean(document), f, indent=2, allow_nan=False)
-            f.write("\n")
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; results and reports are meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    """Write a document as JSON, atomically (NaN written as null)."""
+    text = json.dumps(_clean(document), indent=2, allow_nan=False) + "\n"
+    return write_text_atomic(path, text)
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
+    """Write so a reader sees the old file or the new one, never half of one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
-        os.chmod(tmp, 0o644)
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; results and reports are meant to be shared
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

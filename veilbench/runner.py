@@ -26,7 +26,7 @@ import torch
 from veilbench.config import RunConfig
 from veilbench.data.datasets import FaceDataset, PreparedFaces, prepare
 from veilbench.data.protocol import Split, split
-from veilbench.errors import ConfigError, DataError, VeilbenchError
+from veilbench.errors import ConfigError, VeilbenchError
 from veilbench.evaluation.identification import (
     EmbeddingCache,
     Gallery,
@@ -467,24 +467,25 @@ def _veil_image(veil: Any) -> torch.Tensor | None:
     return image.detach().cpu() if image is not None and image.ndim == 3 else None
 
 
+def top1(model: FaceModel, state: TargetState, images: torch.Tensor, config, device) -> np.ndarray:
+    """The target model's answer (top-1 gallery identity) for each image."""
+    emb = embed(model, quantise(images), batch_size=config.batch_size, device=device)
+    return state.gallery.top1(emb)
+
+
 def evaluate_msr(models, states, data, protected, config, device) -> dict:
     """surrogate's veils -> every target: MSR and rank-1 on crafting and held-out photos."""
     table = {}
     for target, model in models.items():
         row = {}
         for subset in ("craft", "held_out"):
-            top1_p, top1_c, truth = [], [], []
-            for p in data.probes:
-                emb = embed(
-                    model,
-                    protected[p.identity][subset],
-                    batch_size=config.batch_size,
-                    device=device,
-                )
-                top1_p.append(states[target].gallery.top1(emb))
-                top1_c.append(states[target].clean_top1[p.identity][subset])
-                truth += [p.identity] * len(emb)
-            tp, tc = np.concatenate(top1_p), np.concatenate(top1_c)
+            answers = [
+                top1(model, states[target], protected[p.identity][subset], config, device)
+                for p in data.probes
+            ]
+            clean = [states[target].clean_top1[p.identity][subset] for p in data.probes]
+            truth = [p.identity for p, a in zip(data.probes, answers, strict=True) for _ in a]
+            tp, tc = np.concatenate(answers), np.concatenate(clean)
             row[subset] = {
                 "msr": msr(tp, tc),
                 "rank1_protected": rank1(tp, truth),
@@ -523,37 +524,19 @@ def evaluate_robustness(models, states, data, protected, attack_entries, config,
             "clean": {},
         }
         for target, model in models.items():
+            state = states[target]
             prot_curve, clean_curve = [], []
             for strength in sweep:
                 attack = entry.create(strength)
-                tp, tc, ta, truth = [], [], [], []
+                tp, ta, tc = [], [], []
                 for p in data.probes:
                     faces = getattr(p, subset)
                     n = len(faces.hashes) if cap is None else min(cap, len(faces.hashes))
-                    attacked = attack(protected[p.identity][subset][:n].to(device))
-                    tp.append(
-                        states[target].gallery.top1(
-                            embed(
-                                model,
-                                quantise(attacked),
-                                batch_size=config.batch_size,
-                                device=device,
-                            )
-                        )
-                    )
-                    attacked_clean = attack(faces.tensor()[:n].to(device))
-                    ta.append(
-                        states[target].gallery.top1(
-                            embed(
-                                model,
-                                quantise(attacked_clean),
-                                batch_size=config.batch_size,
-                                device=device,
-                            )
-                        )
-                    )
-                    tc.append(states[target].clean_top1[p.identity][subset][:n])
-                    truth += [p.identity] * n
+                    images = protected[p.identity][subset][:n].to(device)
+                    tp.append(top1(model, state, attack(images), config, device))
+                    clean_images = faces.tensor()[:n].to(device)
+                    ta.append(top1(model, state, attack(clean_images), config, device))
+                    tc.append(state.clean_top1[p.identity][subset][:n])
                 clean = np.concatenate(tc)
                 prot_curve.append(msr(np.concatenate(tp), clean))
                 clean_curve.append(msr(np.concatenate(ta), clean))
@@ -579,14 +562,8 @@ def evaluate_impersonation(models, states, data, protected, protector, device, c
             if veil is None:
                 continue
             others = torch.cat([q.held_out.tensor()[:3] for q in data.probes if q is not p])
-            worn = quantise(protector.apply(veil, others))
-            top1 = states[target].gallery.top1(
-                embed(model, worn, batch_size=config.batch_size, device=device)
-            )
-            hits += int((top1 == p.identity).sum())
-            total += len(top1)
+            answers = top1(model, states[target], protector.apply(veil, others), config, device)
+            hits += int((answers == p.identity).sum())
+            total += len(answers)
         rates[target] = hits / total if total else float("nan")
     return rates
-
-
-__all__ = ["run", "pick_device", "DataError"]

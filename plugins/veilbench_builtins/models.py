@@ -31,22 +31,16 @@ CHECKPOINT_ARCHS = {
 }
 
 
-def _sface(space=None, **_):
-    from veilbench.models.sface import create_sface
+def _pretrained(target: str):
+    """A factory importing ``module:function`` only when the model is created."""
 
-    return create_sface(space)
+    def factory(space=None, **_):
+        import importlib
 
+        module, _, function = target.partition(":")
+        return getattr(importlib.import_module(module), function)(space)
 
-def _facenet(space=None, **_):
-    from veilbench.models.facenet import create_facenet
-
-    return create_facenet(space)
-
-
-def _dlib(space=None, **_):
-    from veilbench.models.dlib_resnet import create_dlib_resnet
-
-    return create_dlib_resnet(space)
+    return factory
 
 
 def _architecture(arch: str, name: str, space=None, checkpoint: str | None = None, **_):
@@ -76,7 +70,7 @@ def _onnx(space=None, path: str | None = None, **_):
 def register_models(register):
     register(
         "sface",
-        _sface,
+        _pretrained("veilbench.models.sface:create_sface"),
         weights=[W.SFACE],
         pretrained=True,
         embedding_size=128,
@@ -86,7 +80,7 @@ def register_models(register):
     )
     register(
         "facenet",
-        _facenet,
+        _pretrained("veilbench.models.facenet:create_facenet"),
         weights=[W.FACENET_KERAS],
         pretrained=True,
         embedding_size=128,
@@ -96,7 +90,7 @@ def register_models(register):
     )
     register(
         "dlib_resnet",
-        _dlib,
+        _pretrained("veilbench.models.dlib_resnet:create_dlib_resnet"),
         weights=[W.DLIB_RESNET],
         pretrained=True,
         embedding_size=128,
