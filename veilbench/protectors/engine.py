@@ -32,6 +32,7 @@ from tqdm.auto import tqdm
 
 from veilbench.errors import ConfigError, DataError, NumericalError, VeilFileError
 from veilbench.models.base import FaceModel
+from veilbench.progress import progress_enabled
 from veilbench.protectors import losses
 from veilbench.veilfile import (
     SUFFIX,
@@ -467,7 +468,7 @@ def craft_many(
     needed = {name: len(identities[name]) if per_image else 1 for name in todo}
     with tqdm(
         total=len(chunks) * cfg.iterations,
-        disable=not progress,
+        disable=not progress_enabled(progress),
         desc=f"{protector}: {len(todo)} to craft, {len(results)} resumed",
         unit="it",
     ) as bar:
