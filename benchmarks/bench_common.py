@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import statistics
 import sys
 import time
@@ -15,7 +16,9 @@ import torch
 
 from veilbench.models.base import FaceModel, FaceSpace
 
-LFW_DEV = Path("/work/shared/data/lfw-dev")
+REPO = Path(__file__).resolve().parents[1]
+# The same place the tests look: ../shared/data beside the checkout, or $VEILBENCH_SHARED_DATA.
+LFW_DEV = Path(os.environ.get("VEILBENCH_SHARED_DATA", REPO.parent / "shared" / "data")) / "lfw-dev"
 
 
 def median(values: list[float]) -> float:
@@ -23,10 +26,18 @@ def median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
 
+def sync() -> None:
+    """Wait for queued GPU work, so a timing covers it (a no-op on CPU)."""
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
 def timed(fn: Callable[[], Any]) -> float:
-    """Wall seconds of one call."""
+    """Wall seconds of one call, queued GPU work included."""
+    sync()
     t0 = time.perf_counter()
     fn()
+    sync()
     return time.perf_counter() - t0
 
 
@@ -36,9 +47,9 @@ def fwd_bwd(models: list[FaceModel], x: torch.Tensor) -> None:
     sum(m(xi).sum() for m in models).backward()
 
 
-def mm_gflops(n: int = 2048, repeats: int = 3) -> float:
-    """This machine's float32 matrix-multiply rate (GFLOP/s, median of repeats, 1 warm-up)."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
+def mm_gflops(n: int = 2048, repeats: int = 3, device: str | torch.device = "cpu") -> float:
+    """The float32 matrix-multiply rate (GFLOP/s, median of repeats, 1 warm-up) on ``device``."""
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
     a @ b
     return 2 * n**3 / median([timed(lambda: a @ b) for _ in range(repeats)]) / 1e9
 
@@ -54,8 +65,13 @@ class Row:
     note: str = ""
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "value": self.value, "unit": self.unit, "goal": self.goal,
-                "note": self.note}
+        return {
+            "name": self.name,
+            "value": self.value,
+            "unit": self.unit,
+            "goal": self.goal,
+            "note": self.note,
+        }
 
 
 @dataclass
@@ -63,11 +79,16 @@ class Context:
     """What every benchmark shares: the mode, loaded models and prepared crops."""
 
     quick: bool
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     rows: list[Row] = field(default_factory=list)
     _models: dict[str, FaceModel] = field(default_factory=dict)
 
+    @property
+    def cuda(self) -> bool:
+        return self.device.type == "cuda"
+
     def model(self, name: str) -> FaceModel:
-        """A real surrogate, created once per run (SFace's ONNX conversion takes seconds)."""
+        """A real surrogate on the suite's device, created once (SFace's conversion takes s)."""
         if name not in self._models:
             if name == "sface":
                 from veilbench.models.sface import create_sface as create
@@ -77,7 +98,7 @@ class Context:
                 from veilbench.models.facenet import create_facenet as create
             else:
                 raise KeyError(name)
-            self._models[name] = create().eval()
+            self._models[name] = create().eval().to(self.device)
         return self._models[name]
 
     def add(self, name: str, value: float, unit: str = "", goal: str = "", note: str = "") -> None:
@@ -86,7 +107,11 @@ class Context:
 
 
 def lfw_crops(
-    identities: int, per_identity: int, skip: int = 0, min_photos: int = 10
+    identities: int,
+    per_identity: int,
+    skip: int = 0,
+    min_photos: int = 10,
+    device: str | torch.device = "cpu",
 ) -> dict[str, torch.Tensor]:
     """Canonical crops (float n x 3 x 144 x 144) of LFW-dev people with >= min_photos photos."""
     from veilbench.data.datasets import image_folder, prepare
@@ -99,7 +124,10 @@ def lfw_crops(
     out: dict[str, list[np.ndarray]] = {}
     for ref, crop in zip(prepared.refs, prepared.crops, strict=True):
         out.setdefault(ref.identity, []).append(crop)
-    return {k: torch.from_numpy(np.stack(v)).permute(0, 3, 1, 2).float() for k, v in out.items()}
+    return {
+        k: torch.from_numpy(np.stack(v)).permute(0, 3, 1, 2).float().to(device)
+        for k, v in out.items()
+    }
 
 
 def lfw_gallery(n: int) -> tuple[list[str], np.ndarray]:
@@ -128,6 +156,7 @@ class BarProbe:
     def update(self, n: int = 1) -> None:
         if n != 1:  # the engine's final catch-up call, not an iteration
             return
+        sync()  # the engine queues GPU work without waiting: time what it queued
         now = time.perf_counter()
         self.times.append(now - self.start - self.paused)
         if self.on_step is not None:
@@ -167,6 +196,7 @@ def machine_info() -> dict:
         "cpu": cpu,
         "cores": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
+        "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
         "memory_gib": round(mem, 1),
         "load_average_1min_at_start": round(load, 2),
         "python": platform.python_version(),

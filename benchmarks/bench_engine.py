@@ -8,17 +8,20 @@ from functools import partial
 import torch
 from bench_common import BarProbe, Context, fwd_bwd, lfw_crops, median, mm_gflops, timed
 
+from veilbench.models.base import FaceModel
 from veilbench.protectors.engine import _craft_chunk, craft_many
 from veilbench.protectors.veil import VeilConfig
 
 OVERHEAD_GOAL = 1.15
 
 
-def _engine_iterations(ctx: Context, names, images, models, iterations: int) -> list[float]:
+def _engine_iterations(
+    ctx: Context, names, images, models, iterations: int, **params
+) -> list[float]:
     """Seconds per crafting iteration of one ``_craft_chunk`` run (first iteration dropped)."""
     bar = BarProbe()
-    cfg = VeilConfig(iterations=iterations)
-    _craft_chunk(names, images, models, cfg, device=torch.device("cpu"), seed=0, bar=bar)
+    cfg = VeilConfig(iterations=iterations, **params)
+    _craft_chunk(names, images, models, cfg, device=ctx.device, seed=0, bar=bar)
     return bar.per_iteration()
 
 
@@ -28,17 +31,28 @@ def overhead(ctx: Context) -> dict:
     repeats = 1 if ctx.quick else 2
     iterations = 3 if ctx.quick else 4
     models = [ctx.model("sface"), ctx.model("dlib_resnet")]
-    (name, x), = lfw_crops(1, photos).items()
+    ((name, x),) = lfw_crops(1, photos, device=ctx.device).items()
     bare, engine = [], []
     fwd_bwd(models, x)  # warm-up
     for _ in range(repeats):  # interleaved, so load changes hit both sides alike
         bare += [timed(lambda: fwd_bwd(models, x)) for _ in range(2)]
         engine += _engine_iterations(ctx, [name], [x], models, iterations)
     ratio = median(engine) / median(bare)
-    ctx.add("engine overhead (iteration / bare fwd+bwd)", ratio, "x", f"<= {OVERHEAD_GOAL}",
-            f"{photos} photos, sface+dlib_resnet, {len(engine)} iterations vs {len(bare)} bare")
-    out = {"photos": photos, "surrogates": ["sface", "dlib_resnet"], "ratio": ratio,
-           "engine_iteration_s": engine, "bare_fwd_bwd_s": bare, "goal": OVERHEAD_GOAL}
+    ctx.add(
+        "engine overhead (iteration / bare fwd+bwd)",
+        ratio,
+        "x",
+        f"<= {OVERHEAD_GOAL}",
+        f"{photos} photos, sface+dlib_resnet, {len(engine)} iterations vs {len(bare)} bare",
+    )
+    out = {
+        "photos": photos,
+        "surrogates": ["sface", "dlib_resnet"],
+        "ratio": ratio,
+        "engine_iteration_s": engine,
+        "bare_fwd_bwd_s": bare,
+        "goal": OVERHEAD_GOAL,
+    }
     # The whole engine loop also runs one clean forward (set-up) and one report forward per
     # model; per_iteration() keeps them out, and a veil's total is projected from both.
     out["projected_veil_s_default_60_iterations"] = median(engine) * 60 + 2 * median(bare) / 3
@@ -55,13 +69,23 @@ def _profile(ctx: Context, name: str, x: torch.Tensor, models) -> list[dict]:
         _engine_iterations(ctx, [name], [x], models, 2)
     events = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
     total = sum(e.self_cpu_time_total for e in events) or 1
-    return [{"op": e.key, "self_cpu_share": round(e.self_cpu_time_total / total, 4),
-             "calls": e.count} for e in events[:12]]
+    return [
+        {"op": e.key, "self_cpu_share": round(e.self_cpu_time_total / total, 4), "calls": e.count}
+        for e in events[:12]
+    ]
 
 
-def _craft(ids: dict[str, torch.Tensor], model, iterations: int, batch_size: int) -> None:
-    craft_many("veil", VeilConfig(iterations=iterations, batch_size=batch_size), ids, [model],
-               progress=False)
+def _craft(
+    ctx: Context, ids: dict[str, torch.Tensor], model, iterations: int, batch_size: int
+) -> None:
+    craft_many(
+        "veil",
+        VeilConfig(iterations=iterations, batch_size=batch_size),
+        ids,
+        [model],
+        device=ctx.device,
+        progress=False,
+    )
 
 
 def batching(ctx: Context) -> dict:
@@ -69,19 +93,31 @@ def batching(ctx: Context) -> dict:
     ks = (1, 4) if ctx.quick else (1, 4, 16)
     photos, iterations = 2, 2
     model = ctx.model("sface")
-    people = lfw_crops(max(ks), photos)
-    craft_many("veil", VeilConfig(iterations=1), dict(list(people.items())[:1]), [model],
-               progress=False)  # warm-up
-    out = {"photos_per_identity": photos, "iterations": iterations, "surrogates": ["sface"],
-           "k": {}}
+    people = lfw_crops(max(ks), photos, device=ctx.device)
+    _craft(ctx, dict(list(people.items())[:1]), model, 1, 1)  # warm-up
+    out = {
+        "photos_per_identity": photos,
+        "iterations": iterations,
+        "surrogates": ["sface"],
+        "k": {},
+    }
     for k in ks:
         ids = dict(list(people.items())[:k])
-        batched = timed(partial(_craft, ids, model, iterations, k))
-        sequential = timed(partial(_craft, ids, model, iterations, 1))
-        out["k"][k] = {"batched_s": batched, "sequential_s": sequential,
-                       "speedup": sequential / batched, "batched_s_per_identity": batched / k}
-        ctx.add(f"identity batching K={k} (sequential / batched)", sequential / batched, "x",
-                "> 1", f"{photos} photos/identity, {iterations} iterations, sface")
+        batched = timed(partial(_craft, ctx, ids, model, iterations, k))
+        sequential = timed(partial(_craft, ctx, ids, model, iterations, 1))
+        out["k"][k] = {
+            "batched_s": batched,
+            "sequential_s": sequential,
+            "speedup": sequential / batched,
+            "batched_s_per_identity": batched / k,
+        }
+        ctx.add(
+            f"identity batching K={k} (sequential / batched)",
+            sequential / batched,
+            "x",
+            "> 1",
+            f"{photos} photos/identity, {iterations} iterations, sface",
+        )
     out["photos_scaling"] = _photos_scaling(ctx)
     return out
 
@@ -89,38 +125,42 @@ def batching(ctx: Context) -> dict:
 def _photos_scaling(ctx: Context) -> dict:
     """Seconds per crafting iteration for one identity with 2, 5, 10 photos (sface)."""
     sizes = (2, 4) if ctx.quick else (2, 5, 10)
-    (name, x), = lfw_crops(1, max(sizes)).items()
+    ((name, x),) = lfw_crops(1, max(sizes), device=ctx.device).items()
     model = ctx.model("sface")
     out = {}
     for p in sizes:
         out[p] = median(_engine_iterations(ctx, [name], [x[:p]], [model], 3))
-        ctx.add(f"crafting iteration, 1 identity x {p} photos", out[p], "s", "",
-                "sface; median of the 2nd+ iterations")
+        ctx.add(
+            f"crafting iteration, 1 identity x {p} photos",
+            out[p],
+            "s",
+            "",
+            "sface; median of the 2nd+ iterations",
+        )
     return out
+
+
+def _iresnet50() -> FaceModel:
+    """The IResNet-50-class surrogate: random weights (no checkpoint is reachable offline) have
+    the same FLOPs and speed as a trained one."""
+    from veilbench.models.base import ModelCard
+    from veilbench.models.iresnet import iresnet
+
+    return FaceModel(iresnet("iresnet50").eval(), ModelCard("iresnet50", "iresnet50", 512)).eval()
 
 
 def cost_model(ctx: Context) -> dict:
     """FLOPs of one crafting iteration (fwd+bwd, 10 images) per surrogate vs the mm rate."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    from veilbench.models.base import FaceModel, ModelCard
-    from veilbench.models.iresnet import iresnet
-
     names = ["sface", "dlib_resnet"] if ctx.quick else ["sface", "dlib_resnet", "facenet"]
-    models = {}
-    for n in names:
-        try:
-            models[n] = ctx.model(n)
-        except Exception as exc:  # FaceNet may be unfinished: report, do not fail the suite
-            ctx.add(f"FLOPs {n}", float("nan"), "GFLOP", "", f"skipped: {exc!r}"[:120])
-    # The GPU-pending IResNet-50-class surrogate: random weights, same FLOPs as a trained one.
-    models["iresnet50 (random)"] = FaceModel(iresnet("iresnet50").eval(),
-                                             ModelCard("iresnet50", "iresnet50", 512)).eval()
-    rate = mm_gflops()
-    out: dict = {"mm_gflops": rate, "models": {}}
-    x10 = torch.rand(10, 3, 144, 144) * 255
+    models = {n: ctx.model(n) for n in names}
+    models["iresnet50 (random)"] = _iresnet50().to(ctx.device)
+    rate = mm_gflops(device=ctx.device)
+    out: dict = {"mm_gflops": rate, "device": str(ctx.device), "models": {}}
+    x10 = torch.rand(10, 3, 144, 144, device=ctx.device) * 255
     for n, m in models.items():
-        x1 = (torch.rand(1, 3, 144, 144) * 255).requires_grad_(True)
+        x1 = (torch.rand(1, 3, 144, 144, device=ctx.device) * 255).requires_grad_(True)
         with FlopCounterMode(display=False) as counter:  # FLOPs are linear in the batch
             m(x1).sum().backward()
         gflop = counter.get_total_flops() * 10 / 1e9
@@ -128,10 +168,68 @@ def cost_model(ctx: Context) -> dict:
         if not n.startswith("iresnet") or not ctx.quick:
             fwd_bwd([m], x10)  # warm-up
             seconds = median([timed(lambda m=m: fwd_bwd([m], x10)) for _ in range(2)])
-            entry |= {"fwd_bwd_s": seconds, "gflops_achieved": gflop / seconds,
-                      "share_of_mm_rate": gflop / seconds / rate}
+            entry |= {
+                "fwd_bwd_s": seconds,
+                "gflops_achieved": gflop / seconds,
+                "share_of_mm_rate": gflop / seconds / rate,
+            }
         out["models"][n] = entry
-        ctx.add(f"FLOPs/iteration {n} (10 imgs)", gflop, "GFLOP", "",
-                f"{entry.get('share_of_mm_rate', float('nan')):.0%} of mm rate {rate:.0f} GFLOP/s")
+        ctx.add(
+            f"FLOPs/iteration {n} (10 imgs)",
+            gflop,
+            "GFLOP",
+            "",
+            f"{entry.get('share_of_mm_rate', float('nan')):.0%} of mm rate {rate:.0f} GFLOP/s",
+        )
     out["measured_at"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+    return out
+
+
+def veils_per_hour(ctx: Context) -> dict:
+    """Veils per hour at the default 60 iterations, 10 photos each, K identities per loop.
+
+    Projected from measured iterations: (set-up + 60 x seconds per iteration) per loop of K.
+    On CUDA: IResNet-50 (random weights) at K = 32 in fp32 and bf16, channels-last; on CPU
+    sface, and IResNet-50 at K = 1 in the full run.
+    """
+    iterations = VeilConfig().iterations
+    if ctx.cuda:
+        k = 32
+        setups = {
+            "iresnet50 fp32": ("iresnet50", {"channels_last": True}),
+            "iresnet50 bf16": ("iresnet50", {"channels_last": True, "precision": "bf16"}),
+            "sface fp32": ("sface", {}),
+        }
+    else:
+        k = 2
+        setups = {"sface fp32": ("sface", {})}
+        if not ctx.quick:
+            setups["iresnet50 fp32"] = ("iresnet50", {})
+    people = lfw_crops(k, 10, device=ctx.device)
+    names, images = list(people), list(people.values())
+    out: dict = {"identities_per_loop": k, "photos": 10, "iterations": iterations, "runs": {}}
+    for label, (model_name, params) in setups.items():
+        model = _iresnet50().to(ctx.device) if model_name == "iresnet50" else ctx.model(model_name)
+        kk = 1 if model_name == "iresnet50" and not ctx.cuda else k
+        bar = BarProbe()
+        cfg = VeilConfig(iterations=4 if not ctx.cuda else 12, **params)
+        _craft_chunk(names[:kk], images[:kk], [model], cfg, device=ctx.device, seed=0, bar=bar)
+        per_it = median(bar.per_iteration())
+        setup = max(0.0, bar.times[0] - per_it)
+        loop_s = setup + iterations * per_it
+        rate = 3600 * kk / loop_s
+        out["runs"][label] = {
+            "identities": kk,
+            "seconds_per_iteration": per_it,
+            "setup_s": setup,
+            "veil_loop_s": loop_s,
+            "veils_per_hour": rate,
+        }
+        ctx.add(
+            f"veils/hour {label} ({kk} x 10 photos, {iterations} it)",
+            rate,
+            "veils/h",
+            ">= 1000" if ctx.cuda and model_name == "iresnet50" else "",
+            f"{per_it * 1000:.0f} ms/iteration on {ctx.device}",
+        )
     return out

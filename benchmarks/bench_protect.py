@@ -33,8 +33,14 @@ def protect(ctx: Context, craft_s: float | None = None) -> dict:
         paths = sorted(src.iterdir())
         # The veil's pixels do not change the cost of applying it: a random one will do.
         veil_file = root / "bench.veil"
-        save_veil(veil_file, Veil(torch.randint(0, 256, (3, space.size, space.size)).float(),
-                                  alpha=0.2, protector="veil"))
+        save_veil(
+            veil_file,
+            Veil(
+                torch.randint(0, 256, (3, space.size, space.size)).float(),
+                alpha=0.2,
+                protector="veil",
+            ),
+        )
         args = ["--veil", str(veil_file), str(src), "-o", str(root / "out"), "--alignment", "none"]
 
         def command() -> None:
@@ -54,16 +60,33 @@ def protect(ctx: Context, craft_s: float | None = None) -> dict:
     finally:
         shutil.rmtree(root, ignore_errors=True)
     cmd_rate, bare_rate = n / median(t_cmd), n / median(t_bare)
-    out = {"photos": len(paths), "repeats": repeats, "protect_s": t_cmd, "bare_s": t_bare,
-           "protect_photos_per_s": cmd_rate, "bare_photos_per_s": bare_rate,
-           "ratio": cmd_rate / bare_rate, "goal": GOAL,
-           "protect_1000_photos_s": 1000 / cmd_rate}
+    out = {
+        "photos": len(paths),
+        "repeats": repeats,
+        "protect_s": t_cmd,
+        "bare_s": t_bare,
+        "protect_photos_per_s": cmd_rate,
+        "bare_photos_per_s": bare_rate,
+        "ratio": cmd_rate / bare_rate,
+        "goal": GOAL,
+        "protect_1000_photos_s": 1000 / cmd_rate,
+    }
     ctx.add("protect throughput", cmd_rate, "photos/s", "", f"{n} PNG crops, the CLI command")
-    ctx.add("protect / bare decode+encode", cmd_rate / bare_rate, "x", f">= {GOAL}",
-            f"bare: {bare_rate:.0f} photos/s, same thread pool")
+    ctx.add(
+        "protect / bare decode+encode",
+        cmd_rate / bare_rate,
+        "x",
+        f">= {GOAL}",
+        f"bare: {bare_rate:.0f} photos/s, same thread pool",
+    )
     if craft_s:
         out["craft_one_veil_s"] = craft_s
         out["protect_1000_over_craft_one"] = 1000 / cmd_rate / craft_s
-        ctx.add("protect 1,000 photos / craft one veil", 1000 / cmd_rate / craft_s, "x", "",
-                f"{1000 / cmd_rate:.1f}s vs {craft_s:.0f}s (10 photos, sface+dlib, 60 it)")
+        ctx.add(
+            "protect 1,000 photos / craft one veil",
+            1000 / cmd_rate / craft_s,
+            "x",
+            "",
+            f"{1000 / cmd_rate:.1f}s vs {craft_s:.0f}s (10 photos, sface+dlib, 60 it)",
+        )
     return out

@@ -32,17 +32,24 @@ def time_to_quality(ctx: Context) -> dict:
     distractors = 6 if ctx.quick else 10
     every, cap = 5, 30
     model = ctx.model("sface")
-    people = lfw_crops(crafters + distractors, photos)
+    people = lfw_crops(crafters + distractors, photos, device=ctx.device)
     names = list(people)[:crafters]
     # The gallery: one clean centroid per person (crafting identities first).
-    gallery = F.normalize(torch.stack([embed(model, im).mean(0) for im in people.values()]), dim=1)
+    centroids = [embed(model, im, device=ctx.device).mean(0) for im in people.values()]
+    gallery = F.normalize(torch.stack(centroids), dim=1)
     images = [people[n] for n in names]
     x = torch.cat(images)
     truth = torch.repeat_interleave(torch.arange(crafters), torch.tensor([len(i) for i in images]))
-    out: dict = {"identities": crafters, "photos": photos, "gallery_centroids": len(gallery),
-                 "checkpoint_every": every, "cap_iterations": cap, "surrogate": "sface",
-                 "criterion": f"rank-1 of every protected photo and mean SSIM <= {SSIM_MAX}",
-                 "schedules": {}}
+    out: dict = {
+        "identities": crafters,
+        "photos": photos,
+        "gallery_centroids": len(gallery),
+        "checkpoint_every": every,
+        "cap_iterations": cap,
+        "surrogate": "sface",
+        "criterion": f"rank-1 of every protected photo and mean SSIM <= {SSIM_MAX}",
+        "schedules": {},
+    }
     for label, (start, end) in _schedules(ctx.quick).items():
         cfg = VeilConfig(step_start=start, step_end=end)
         log: list[dict] = []
@@ -52,7 +59,7 @@ def time_to_quality(ctx: Context) -> dict:
                 return
             veils = frame["veils"].detach().round()
             xp = (cfg.alpha * x + (1 - cfg.alpha) * veils[frame["owner"]]).clamp(0, 255)
-            emb = embed(model, xp)
+            emb = embed(model, xp, device=ctx.device)
             rank1 = float(((emb @ gallery.T).argmax(1) == truth).float().mean())
             s = float(ssim(x, xp).mean())
             log.append({"iteration": t, "rank1": rank1, "ssim": s})
@@ -61,7 +68,7 @@ def time_to_quality(ctx: Context) -> dict:
 
         bar = BarProbe(check)
         try:
-            _craft_chunk(names, images, [model], cfg, device=torch.device("cpu"), seed=0, bar=bar)
+            _craft_chunk(names, images, [model], cfg, device=ctx.device, seed=0, bar=bar)
         except _Reached:
             pass
         for entry in log:
@@ -72,14 +79,23 @@ def time_to_quality(ctx: Context) -> dict:
         fixed = setup + per_it * cfg.iterations  # projected, not run: 60 iterations is minutes
         reached = met[0]["craft_s"] if met else float("nan")
         out["schedules"][label] = {
-            "step_start": start, "step_end": end, "checkpoints": log,
+            "step_start": start,
+            "step_end": end,
+            "checkpoints": log,
             "iterations_to_quality": met[0]["iteration"] if met else None,
-            "seconds_to_quality": reached, "fixed_schedule_s_projected": fixed,
+            "seconds_to_quality": reached,
+            "fixed_schedule_s_projected": fixed,
             "share_of_fixed": reached / fixed,
             "rank1_per_craft_second_at_10": next(
-                (e["rank1"] / e["craft_s"] for e in log if e["iteration"] == 10), None),
+                (e["rank1"] / e["craft_s"] for e in log if e["iteration"] == 10), None
+            ),
         }
-        ctx.add(f"time to quality, {label} schedule ({start:g}->{end:g})", reached, "s", "",
-                f"{met[0]['iteration'] if met else 'not met by'} it; {reached / fixed:.0%} of "
-                f"the fixed {cfg.iterations}-it schedule ({fixed:.0f}s projected)")
+        ctx.add(
+            f"time to quality, {label} schedule ({start:g}->{end:g})",
+            reached,
+            "s",
+            "",
+            f"{met[0]['iteration'] if met else 'not met by'} it; {reached / fixed:.0%} of "
+            f"the fixed {cfg.iterations}-it schedule ({fixed:.0f}s projected)",
+        )
     return out

@@ -1,6 +1,8 @@
 """One topk_search measurement in its own process (peak RSS is per process); prints JSON.
 
-    python benchmarks/bench_search.py --gallery 1000000 --queries 10000 --chunk 4096
+    python benchmarks/bench_search.py --gallery 1000000 --queries 10000 [--chunk N] [--device cuda]
+
+The chunk defaults to ``topk_search``'s own choice (a 256 MB score block).
 """
 
 from __future__ import annotations
@@ -43,60 +45,70 @@ def unit_rows(n: int, seed: int) -> torch.Tensor:
     return x
 
 
-def topk_merged(
-    queries: torch.Tensor, gallery: torch.Tensor, k: int = 1, chunk: int = 65536
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The fix proposed for ``topk_search``: top-k of each chunk first, then merge 2k columns.
-
-    The current code concatenates the running best with the whole q x chunk score block and a
-    q x chunk int64 index block before its top-k; this copies neither.
-    """
-    best_s = torch.full((queries.shape[0], k), -float("inf"), dtype=queries.dtype)
-    best_i = torch.full((queries.shape[0], k), -1, dtype=torch.long)
-    for start in range(0, gallery.shape[0], chunk):
-        s, i = (queries @ gallery[start : start + chunk].T).topk(
-            min(k, min(chunk, gallery.shape[0] - start)), dim=1
-        )
-        all_s, all_i = torch.cat([best_s, s], 1), torch.cat([best_i, i + start], 1)
-        best_s, pos = all_s.topk(k, dim=1)
-        best_i = all_i.gather(1, pos)
-    return best_s, best_i
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--gallery", type=int, required=True)
     p.add_argument("--queries", type=int, required=True)
     p.add_argument("--chunk", type=int, default=None, help="topk_search's chunk (its default)")
     p.add_argument("--scan", type=int, default=None, help="search only the first SCAN rows")
-    p.add_argument("--variant", choices=("current", "merged"), default="current")
+    p.add_argument("--device", default="cpu")
     args = p.parse_args()
-    search = topk_search if args.variant == "current" else topk_merged
-    gallery, queries = unit_rows(args.gallery, 0), unit_rows(args.queries, 1)
-    kwargs = {"chunk": args.chunk} if args.chunk else {}
+    device = torch.device(args.device)
+    cuda = device.type == "cuda"
+    gallery = unit_rows(args.gallery, 0).to(device)
+    queries = unit_rows(args.queries, 1).to(device)
     scanned = gallery[: args.scan] if args.scan else gallery
+    # The chunk topk_search picks by itself unless one is given.
+    chunk = args.chunk or max(1, (256 << 20) // (queries.shape[0] * queries.element_size()))
+
+    def wait() -> None:
+        if cuda:
+            torch.cuda.synchronize()
+
     before = rss_gb()  # gallery and queries
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+        before_dev = torch.cuda.memory_allocated() / 1e9
+    wait()
     t0 = time.perf_counter()
-    search(queries, scanned, k=1, **kwargs)
+    topk_search(queries, scanned, k=1, chunk=args.chunk)
+    wait()
     seconds = time.perf_counter() - t0
     peak = peak_rss_gb()
+    device_peak = torch.cuda.max_memory_allocated() / 1e9 if cuda else None
     # Then the GEMM rate on one chunk-sized product: the cost if the search were all GEMM.
-    block = gallery[: args.chunk or 65536]
+    block = gallery[:chunk]
     queries @ block.T
     times = []
     for _ in range(3):
+        wait()
         t0 = time.perf_counter()
         queries @ block.T
+        wait()
         times.append(time.perf_counter() - t0)
     gemm_gflops = 2 * queries.shape[0] * block.shape[0] * DIM / statistics.median(times) / 1e9
     flop = 2 * queries.shape[0] * scanned.shape[0] * DIM
-    print(json.dumps({
-        "gallery": args.gallery, "queries": args.queries, "scanned": scanned.shape[0],
-        "chunk": args.chunk or "default", "variant": args.variant, "search_s": seconds,
-        "gemm_gflops": gemm_gflops, "gemm_equiv_s": flop / gemm_gflops / 1e9,
-        "search_gflops": flop / seconds / 1e9, "baseline_rss_gb": before,
-        "peak_rss_gb": peak, "search_rss_delta_gb": max(0.0, peak - before),
-    }))
+    print(
+        json.dumps(
+            {
+                "gallery": args.gallery,
+                "queries": args.queries,
+                "scanned": scanned.shape[0],
+                "chunk": chunk,
+                "chunk_given": bool(args.chunk),
+                "device": str(device),
+                "device_peak_gb": device_peak,
+                "device_search_delta_gb": device_peak - before_dev if cuda else None,
+                "search_s": seconds,
+                "gemm_gflops": gemm_gflops,
+                "gemm_equiv_s": flop / gemm_gflops / 1e9,
+                "search_gflops": flop / seconds / 1e9,
+                "baseline_rss_gb": before,
+                "peak_rss_gb": peak,
+                "search_rss_delta_gb": max(0.0, peak - before),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """veilbench's benchmark suite: one command, a printed table and a JSON file.
 
-    python benchmarks/run.py [--quick] [--only NAME ...] [--out docs/benchmarks.json]
+    python benchmarks/run.py [--quick] [--only NAME ...] [--device cpu|cuda|auto]
+                             [--out docs/benchmarks.json]
 
 Every figure is a ratio of two timings taken side by side in this process (medians of repeats,
 warm-ups excluded), because the CPU may be shared. See docs/benchmarks.md for what each means.
@@ -40,6 +41,7 @@ def _benchmarks() -> dict[str, Callable[[Context, dict], dict]]:
         "overhead": lambda ctx, done: bench_engine.overhead(ctx),
         "batching": lambda ctx, done: bench_engine.batching(ctx),
         "cost": lambda ctx, done: bench_engine.cost_model(ctx),
+        "veils_per_hour": lambda ctx, done: bench_engine.veils_per_hour(ctx),
         "quality": lambda ctx, done: bench_quality.time_to_quality(ctx),
         "protect": protect,
         "embedding": lambda ctx, done: bench_eval.embedding(ctx),
@@ -51,15 +53,21 @@ def _versions() -> dict:
     import numpy
     import PIL
 
-    return {"veilbench": veilbench.__version__, "torch": torch.__version__,
-            "numpy": numpy.__version__, "pillow": PIL.__version__, "python": sys.version.split()[0]}
+    return {
+        "veilbench": veilbench.__version__,
+        "torch": torch.__version__,
+        "numpy": numpy.__version__,
+        "pillow": PIL.__version__,
+        "python": sys.version.split()[0],
+    }
 
 
 def _table(rows: list[dict]) -> str:
     lines = [f"{'figure':<62} {'value':>10} {'unit':<9} {'goal':<8} note", "-" * 110]
     for r in rows:
-        lines.append(f"{r['name'][:62]:<62} {r['value']:>10.3g} {r['unit']:<9} {r['goal']:<8} "
-                     f"{r['note']}")
+        lines.append(
+            f"{r['name'][:62]:<62} {r['value']:>10.3g} {r['unit']:<9} {r['goal']:<8} {r['note']}"
+        )
     return "\n".join(lines)
 
 
@@ -67,11 +75,19 @@ def main(argv: list[str] | None = None) -> int:
     benches = _benchmarks()
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--quick", action="store_true", help="smaller sizes (~3 minutes)")
-    p.add_argument("--only", nargs="+", choices=list(benches), metavar="NAME",
-                   help=f"run only these: {', '.join(benches)}")
+    p.add_argument(
+        "--only",
+        nargs="+",
+        choices=list(benches),
+        metavar="NAME",
+        help=f"run only these: {', '.join(benches)}",
+    )
+    p.add_argument("--device", default="auto", help="cpu | cuda | auto (CUDA when present)")
     p.add_argument("--out", default=str(REPO / "docs" / "benchmarks.json"))
     args = p.parse_args(argv)
-    ctx = Context(quick=args.quick)
+    from veilbench.runner import pick_device
+
+    ctx = Context(quick=args.quick, device=pick_device(args.device))
     out_path = Path(args.out)
     # --only updates its figures in an existing file and keeps the rest.
     old = json.loads(out_path.read_text()) if args.only and out_path.is_file() else {}
@@ -79,7 +95,8 @@ def main(argv: list[str] | None = None) -> int:
         "command": "python benchmarks/run.py " + shlex.join(sys.argv[1:] if argv is None else argv),
         "mode": "quick" if args.quick else "full",
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "machine": machine_info() | {"mm_gflops_4096": mm_gflops(4096, 2)},
+        "device": str(ctx.device),
+        "machine": machine_info() | {"mm_gflops_4096": mm_gflops(4096, 2, ctx.device)},
         "versions": _versions(),
         "results": old.get("results", {}),
         "table": old.get("table", {}),

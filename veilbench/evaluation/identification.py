@@ -48,12 +48,19 @@ def embed(
     batch_size: int = 64,
     device: torch.device | str = "cpu",
 ) -> torch.Tensor:
-    """Embeddings (N x D, float32, CPU) of canonical crops (N x 3 x S x S or N x S x S x 3)."""
+    """Embeddings (N x D, float32, CPU) of canonical crops (N x 3 x S x S or N x S x S x 3).
+
+    On CUDA each host batch is copied from pinned memory, so the copy runs asynchronously.
+    """
     model.eval()
+    device = torch.device(device)
+    pin = device.type == "cuda" and torch.cuda.is_available()
     out = []
     for start in range(0, len(images), batch_size):
-        batch = as_nchw(images[start : start + batch_size]).to(device, non_blocking=True)
-        out.append(model(batch).float().cpu())
+        batch = as_nchw(images[start : start + batch_size])
+        if pin and batch.device.type == "cpu":
+            batch = batch.pin_memory()
+        out.append(model(batch.to(device, non_blocking=True)).float().cpu())
     if not out:
         return torch.zeros(0, model.card.embedding_size)
     return torch.cat(out)

@@ -14,6 +14,12 @@ unit then takes its own MI-FGSM sign step (``g = decay * g + grad / ||grad||_1``
 Determinism: each unit's random start comes from its own generator, seeded from
 ``(seed, unit name)``, and nothing couples units, so on CPU a unit's result does not depend on
 which other units share its batch or in which order they come.
+
+GPU: the loop itself never waits for the device. The layout of the active units (index
+tensors, their photos, their clean feature sets) is built once and rebuilt only when units stop
+early; a non-finite gradient is recorded on the device (the first bad iteration per unit) and
+raised at the next early-stop checkpoint or after the loop, never saved. ``precision`` (bf16 /
+fp16 autocast), ``channels_last`` and ``compile_models`` are the speed options.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ import dataclasses
 import hashlib
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Protocol, TypeVar, runtime_checkable
@@ -91,6 +97,13 @@ class CraftConfig:
     batch_size: int = 8
     #: Autocast dtype for the surrogates' forward pass; bf16/fp16 need CUDA.
     precision: str = "fp32"
+    #: Run the surrogates and the image batch in channels-last memory format (faster convs on
+    #: CUDA, above all with bf16/fp16). Converts the surrogates' 4-D weights in place.
+    channels_last: bool = False
+    #: Wrap each surrogate's forward in ``torch.compile`` (CUDA mostly; on CPU it works but the
+    #: first iterations pay seconds to minutes of compilation). Results match eager mode only
+    #: up to floating-point rounding, which sign steps can amplify.
+    compile_models: bool = False
 
     def __post_init__(self) -> None:
         for name, options in _CHOICES.items():
@@ -214,7 +227,9 @@ def _initial(cfg: CraftConfig, images: torch.Tensor, seed: int, name: str) -> to
     return torch.rand(images.shape[1:], generator=gen) * 255.0
 
 
-def _embed(models: list[FaceModel], x: torch.Tensor, precision: str) -> list[torch.Tensor]:
+def _embed(
+    models: Sequence[torch.nn.Module], x: torch.Tensor, precision: str
+) -> list[torch.Tensor]:
     """Every surrogate's embeddings of ``x`` (float32), under autocast when asked."""
     if precision == "fp32":
         return [m(x) for m in models]
@@ -223,41 +238,134 @@ def _embed(models: list[FaceModel], x: torch.Tensor, precision: str) -> list[tor
         return [m(x).float() for m in models]
 
 
-def _feature_loss(
-    obj: Objective,
-    embs: list[torch.Tensor],
-    clean: list[torch.Tensor],
-    sel: torch.Tensor,
-    sets: torch.Tensor,
-    sizes: torch.Tensor,
-    ensemble: str,
-) -> torch.Tensor:
-    """Per-image feature term for the chunk's images ``sel``, combined over surrogates.
+@dataclass
+class _Layout:
+    """Where the active units' images sit; rebuilt only when the active set changes.
 
-    ``sets[i, :sizes[i]]`` are the chunk rows of image i's unit. Units of equal size share one
-    batched subspace call; sizes are never mixed by padding, which would perturb the
-    projection's rounding and so make a unit's veil depend on its batch-mates.
+    Everything the loop indexes with lives on the device, built from host-side counts, so no
+    iteration has to read a device tensor back (``unique``/``nonzero`` would wait for the GPU).
     """
+
+    units: list[int]  # active units, ascending
+    lengths: list[int]  # images per active unit
+    idx: torch.Tensor  # the active units, on the device
+    sel: torch.Tensor  # chunk rows of their images; each unit's rows contiguous
+    owner: torch.Tensor  # unit of each selected image
+    xa: torch.Tensor  # the selected photos
+    #: Per surrogate: ("own") the clean embeddings of the selected images, or one
+    #: (positions in sel, their units' prepared clean feature sets) pair per unit size.
+    targets: list[torch.Tensor | list[tuple[torch.Tensor, losses.FeatureSet]]]
+    order: torch.Tensor | None  # undoes the grouping by size
+
+
+def _layout(
+    obj: Objective,
+    units: list[int],
+    offsets: list[int],
+    counts: list[int],
+    x: torch.Tensor,
+    owner: torch.Tensor,
+    sets: torch.Tensor,
+    clean: list[torch.Tensor],
+) -> _Layout:
+    """The layout of ``units``. ``sets[i, :n]`` are the chunk rows of image i's unit (size n).
+
+    Units of equal size share one batched subspace call; sizes are never mixed by padding,
+    which would perturb the projection's rounding and so make a unit's veil depend on its
+    batch-mates.
+    """
+    device = x.device
+    lengths = [counts[k] for k in units]
+    sel = torch.tensor(
+        [r for k in units for r in range(offsets[k], offsets[k] + counts[k])], device=device
+    )
+    size_of = [n for n in lengths for _ in range(n)]
+    order = None
+    if obj.feature == "own":
+        targets: list = [ref[sel] for ref in clean]
+    else:
+        groups = []
+        for n in sorted(set(size_of)):
+            pos = torch.tensor([j for j, m in enumerate(size_of) if m == n], device=device)
+            groups.append((pos, sets[sel[pos], :n]))
+        order = torch.cat([pos for pos, _ in groups]).argsort()
+        targets = [
+            [(pos, losses.FeatureSet.build(ref[members], obj.feature)) for pos, members in groups]
+            for ref in clean
+        ]
+    return _Layout(
+        units=units,
+        lengths=lengths,
+        idx=torch.tensor(units, device=device),
+        sel=sel,
+        owner=owner[sel],
+        xa=x[sel],
+        targets=targets,
+        order=order,
+    )
+
+
+def _feature_loss(
+    obj: Objective, embs: list[torch.Tensor], layout: _Layout, ensemble: str
+) -> torch.Tensor:
+    """Per-image feature term for the layout's images, combined over surrogates."""
     terms = []
-    for emb, ref in zip(embs, clean, strict=True):
-        if obj.feature == "own":
-            terms.append(losses.feature_distance(emb, ref[sel]))
+    for emb, target in zip(embs, layout.targets, strict=True):
+        if isinstance(target, torch.Tensor):  # feature == "own"
+            terms.append(losses.feature_distance(emb, target))
             continue
-        pos_parts, val_parts = [], []
-        for n in sizes[sel].unique().tolist():
-            pos = (sizes[sel] == n).nonzero().squeeze(1)
-            feats = ref[sets[sel[pos], :n]]
-            val_parts.append(
-                losses.feature_alignment_loss(emb[pos], feats, obj.feature, obj.hull_iters)
-            )
-            pos_parts.append(pos)
-        terms.append(torch.cat(val_parts)[torch.cat(pos_parts).argsort()])
+        vals = [
+            losses.feature_alignment_loss(emb[pos], feats, obj.feature, obj.hull_iters)
+            for pos, feats in target
+        ]
+        terms.append(torch.cat(vals)[layout.order])
     total = torch.stack(terms).sum(0)
     return total / len(terms) if ensemble == "mean" else total
 
 
+def _raise_if_nonfinite(first_bad: torch.Tensor, never: int, names: list[str]) -> None:
+    """Raise for the unit whose gradient went non-finite first (one device read)."""
+    t_bad = int(first_bad.min())
+    if t_bad < never:
+        k = int((first_bad == t_bad).nonzero()[0, 0])
+        raise NumericalError(
+            f"non-finite gradient while crafting {names[k]!r} at iteration {t_bad}: check the "
+            "surrogate model's output on these images, use precision=fp32 or smaller steps"
+        )
+
+
+def _compile_available() -> bool:
+    if not callable(getattr(torch, "compile", None)):
+        return False
+    try:
+        from torch import _dynamo
+
+        return bool(_dynamo.is_dynamo_supported())
+    except Exception:  # an unusual build or platform: treat as unavailable
+        return False
+
+
+def _check_compile(cfg: CraftConfig) -> None:
+    if cfg.compile_models and not _compile_available():
+        raise ConfigError(
+            f"compile_models=true needs torch.compile, which this PyTorch ({torch.__version__}) "
+            "does not support on this Python/platform; use compile_models=false"
+        )
+
+
+def _surrogate_nets(models: Sequence[FaceModel], cfg: CraftConfig) -> list[torch.nn.Module]:
+    """What the loop calls: the surrogates, channels-last and/or compiled as ``cfg`` asks."""
+    _check_compile(cfg)
+    nets: list[torch.nn.Module] = []
+    for m in models:
+        if cfg.channels_last:
+            m.to(memory_format=torch.channels_last)  # in place; a no-op the second time
+        nets.append(torch.compile(m) if cfg.compile_models else m)
+    return nets
+
+
 def _unit_report(
-    models: list[FaceModel],
+    models: Sequence[torch.nn.Module],
     x: torch.Tensor,
     xp: torch.Tensor,
     centroids: list[torch.Tensor],
@@ -285,15 +393,18 @@ def _craft_chunk(
     t0 = time.perf_counter()
     obj = cfg.objective()
     a = cfg.alpha
+    nets = _surrogate_nets(models, cfg)
     x = torch.cat(images).to(device, torch.float32)
-    counts = torch.tensor([len(im) for im in images])
-    owner = torch.repeat_interleave(torch.arange(len(names)), counts).to(device)
-    rows = [(owner == k).nonzero().squeeze(1) for k in range(len(names))]
-    longest = max(len(r) for r in rows)
+    if cfg.channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    counts = [len(im) for im in images]
+    offsets = [sum(counts[:k]) for k in range(len(counts))]
+    owner = torch.repeat_interleave(torch.arange(len(names)), torch.tensor(counts)).to(device)
+    rows = [torch.arange(o, o + n, device=device) for o, n in zip(offsets, counts, strict=True)]
+    longest = max(counts)
     sets = torch.stack([torch.cat([r, r[:1].expand(longest - len(r))]) for r in rows])[owner]
-    sizes = counts.to(device)[owner]
     with torch.no_grad():
-        clean = [e.detach() for e in _embed(models, x, cfg.precision)]
+        clean = [e.detach() for e in _embed(nets, x, cfg.precision)]
     for m, e in zip(models, clean, strict=True):
         bad = (~torch.isfinite(e).all(1)).nonzero()
         if bad.numel():
@@ -310,56 +421,72 @@ def _craft_chunk(
     veils = torch.stack(
         [_initial(cfg, im, seed, n) for n, im in zip(names, images, strict=True)]
     ).to(device)
+    if cfg.channels_last:
+        veils = veils.contiguous(memory_format=torch.channels_last)
     momentum = torch.zeros_like(veils)
-    active = [True] * len(names)
     iterations = [cfg.iterations] * len(names)
+    # First iteration with a non-finite gradient, per unit (``never`` if none), kept on the
+    # device: read at early-stop checkpoints and after the loop, not every iteration.
+    never = cfg.iterations
+    first_bad = torch.full((len(names),), never, dtype=torch.long, device=device)
     scale = 1024.0 if cfg.precision == "fp16" else 1.0  # fp16 loss scaling; sign steps ignore it
+    units = list(range(len(names)))
+    layout: _Layout | None = None
     steps = 0
     for t in range(cfg.iterations):
-        act = [k for k in range(len(names)) if active[k]]
-        if not act:
+        if not units:
             break
-        groups = [rows[k] for k in act]
-        sel = torch.cat(groups)  # each unit's images stay contiguous
+        if layout is None:
+            layout = _layout(obj, units, offsets, counts, x, owner, sets, clean)
         v = veils.clone().requires_grad_(True)
-        xa = x[sel]
-        xp = a * xa + (1 - a) * v[owner[sel]]
+        xa = layout.xa
+        xp = a * xa + (1 - a) * v[layout.owner]
         if cfg.clip == "blend":
             xp = xp.clamp(0, 255)
-        embs = _embed(models, xp, cfg.precision)
-        loss = _feature_loss(obj, embs, clean, sel, sets, sizes, cfg.ensemble)
+        if cfg.channels_last:
+            xp = xp.contiguous(memory_format=torch.channels_last)
+        embs = _embed(nets, xp, cfg.precision)
+        loss = _feature_loss(obj, embs, layout, cfg.ensemble)
         loss = loss - obj.lambda_vis * losses.visual_loss(xa, xp)
         if obj.mu_var:
             loss = loss + obj.mu_var * losses.block_variance(xp, obj.block_size, obj.block_stride)
         (grad,) = torch.autograd.grad(loss.sum() * scale, v)
-        idx = torch.tensor(act, device=device)
+        idx = layout.idx
         grad = grad[idx]
         finite = torch.isfinite(grad).flatten(1).all(1)
-        if not bool(finite.all()):
-            bad = names[act[int((~finite).nonzero()[0])]]
-            raise NumericalError(
-                f"non-finite gradient while crafting {bad!r} at iteration {t}: check the "
-                "surrogate model's output on these images, use precision=fp32 or smaller steps"
-            )
+        seen = first_bad[idx]
+        first_bad[idx] = torch.where(finite, seen, seen.clamp(max=t))
+        # A unit with a bad gradient takes no step from it, so no NaN enters later iterations;
+        # the whole chunk raises at the next checkpoint or after the loop.
+        grad = grad.masked_fill(~finite.view(-1, 1, 1, 1), 0.0)
         if cfg.early_stop and t > 0 and t % cfg.check_every == 0:
+            _raise_if_nonfinite(first_bad, never, names)
             with torch.no_grad():
                 cos = torch.stack(
-                    [(e.detach() * c[sel]).sum(1) for e, c in zip(embs, centroids, strict=True)]
+                    [
+                        (e.detach() * c[layout.sel]).sum(1)
+                        for e, c in zip(embs, centroids, strict=True)
+                    ]
                 )
                 cos = cos.min(0).values
                 rms = (xp.detach() - xa).pow(2).flatten(1).mean(1).sqrt()
-            start, keep = 0, []
-            for j, k in enumerate(act):
-                n = groups[j].shape[0]
-                done = bool(cos[start : start + n].min() >= cfg.stop_cosine) and bool(
-                    rms[start : start + n].mean() >= cfg.stop_rms
-                )
-                start += n
-                if done:
-                    active[k], iterations[k] = False, t
-                else:
-                    keep.append(j)
-            idx, grad = idx[keep], grad[keep]
+                met, start = [], 0
+                for n in layout.lengths:
+                    met.append(
+                        (cos[start : start + n].min() >= cfg.stop_cosine)
+                        & (rms[start : start + n].mean() >= cfg.stop_rms)
+                    )
+                    start += n
+            done = torch.stack(met).tolist()  # one device read per checkpoint
+            if any(done):
+                keep = [j for j, d in enumerate(done) if not d]
+                for j, k in enumerate(layout.units):
+                    if done[j]:
+                        iterations[k] = t
+                pick = torch.tensor(keep, dtype=torch.long, device=device)
+                idx, grad = idx[pick], grad[pick]
+                units = [layout.units[j] for j in keep]
+                layout = None  # rebuilt for the remaining units next iteration
         if idx.numel():
             l1 = grad.abs().flatten(1).sum(1).clamp_min(1e-30).view(-1, 1, 1, 1)
             momentum[idx] = cfg.decay * momentum[idx] + grad / l1
@@ -369,15 +496,20 @@ def _craft_chunk(
         bar.update(1)
         steps += 1
     bar.update(cfg.iterations - steps)  # units that stopped early leave the bar short
+    _raise_if_nonfinite(first_bad, never, names)
     if cfg.clip == "veil" and cfg.quantize:
         veils = veils.round()
+    finite_veils = torch.isfinite(veils).flatten(1).all(1)
+    if not bool(finite_veils.all()):  # defensive: nothing non-finite is ever returned
+        bad = names[int((~finite_veils).nonzero()[0, 0])]
+        raise NumericalError(f"the perturbation crafted for {bad!r} is not finite")
     with torch.no_grad():
         xp = (a * x + (1 - a) * veils[owner]).clamp(0, 255)
-        cos, rms = _unit_report(models, x, xp, centroids, cfg.precision)
+        cos, rms = _unit_report(nets, x, xp, centroids, cfg.precision)
     seconds = (time.perf_counter() - t0) / len(names)
     return [
         Crafted(
-            veils[k].detach().cpu(),
+            veils[k].detach().cpu().contiguous(),
             {
                 "iterations": iterations[k],
                 "stopped_early": iterations[k] < cfg.iterations,
@@ -411,6 +543,7 @@ def _check_inputs(
             )
     if cfg.precision != "fp32" and torch.device(device).type != "cuda":
         raise ConfigError(f"precision={cfg.precision} needs a CUDA device; use precision=fp32")
+    _check_compile(cfg)
 
 
 def craft_many(

@@ -10,6 +10,8 @@ Images are canonical crops in [0, 255]; the visual and block-variance terms are 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 
@@ -58,19 +60,49 @@ def _project_simplex(v: torch.Tensor) -> torch.Tensor:
     return (v - theta).clamp_min(0)
 
 
-@torch.no_grad()
-def project_hull(y: torch.Tensor, points: torch.Tensor, iters: int = 50) -> torch.Tensor:
-    """Nearest point to each row of ``y`` (m x d) in the convex hull of ``points``.
+@dataclass(frozen=True)
+class FeatureSet:
+    """One identity feature set per row (m x n x d), factorised once for repeated projections.
 
-    ``points`` is one set (n x d) or one per row (m x n x d; pad a short set by repeating one
-    of its points, which leaves the hull unchanged). Accelerated projected gradient (FISTA) on
-    the simplex weights; not differentiated, since the gradient of a distance-to-set is
-    ``(y - proj) / ||y - proj||`` anyway.
+    The crafting loop projects new embeddings onto the same sets every iteration; building the
+    Gram matrix and its top eigenvalue (hull) or the SVD basis (span) once keeps the loop free
+    of linear-algebra calls that would wait for the GPU.
     """
-    p = _as_rows(y, points).double()
+
+    subspace: str
+    points: torch.Tensor
+    gram: torch.Tensor | None = None
+    lipschitz: torch.Tensor | None = None
+    basis: torch.Tensor | None = None
+
+    @classmethod
+    @torch.no_grad()
+    def build(cls, features: torch.Tensor, subspace: str = "hull") -> FeatureSet:
+        """Prepare ``features`` (m x n x d) for ``subspace`` = "hull" (eq. 6) or "span" (eq. 5)."""
+        features = features.detach()
+        if subspace == "span":
+            return cls("span", features, basis=span_basis(features))
+        if subspace != "hull":
+            raise ValueError(f"subspace must be 'hull' or 'span', got {subspace!r}")
+        p = features.double()
+        gram = p @ p.transpose(1, 2)
+        # The Lipschitz constant of the simplex objective's gradient.
+        lip = torch.linalg.eigvalsh(gram)[:, -1:].clamp_min(1e-12)
+        return cls("hull", p, gram=gram, lipschitz=lip)
+
+    @torch.no_grad()
+    def project(self, y: torch.Tensor, hull_iters: int = 50) -> torch.Tensor:
+        """Nearest point to each row of ``y`` (m x d) in its row's set."""
+        if self.subspace == "span":
+            return project_span(y, self.basis)
+        return _fista_hull(y, self.points, self.gram, self.lipschitz, hull_iters).to(y.dtype)
+
+
+def _fista_hull(
+    y: torch.Tensor, p: torch.Tensor, gram: torch.Tensor, lip: torch.Tensor, iters: int
+) -> torch.Tensor:
+    """Accelerated projected gradient (FISTA) on the simplex weights of the hull's points."""
     y = y.double()
-    gram = p @ p.transpose(1, 2)
-    lip = torch.linalg.eigvalsh(gram)[:, -1:].clamp_min(1e-12)  # Lipschitz const. of the gradient
     py = torch.einsum("md,mnd->mn", y, p)
     w = torch.full(py.shape, 1.0 / p.shape[1], dtype=p.dtype, device=p.device)
     z, t = w, 1.0
@@ -80,30 +112,38 @@ def project_hull(y: torch.Tensor, points: torch.Tensor, iters: int = 50) -> torc
         t_next = (1 + (1 + 4 * t * t) ** 0.5) / 2
         z = w_next + (t - 1) / t_next * (w_next - w)
         w, t = w_next, t_next
-    return torch.einsum("mn,mnd->md", w, p).to(points.dtype)
+    return torch.einsum("mn,mnd->md", w, p)
+
+
+@torch.no_grad()
+def project_hull(y: torch.Tensor, points: torch.Tensor, iters: int = 50) -> torch.Tensor:
+    """Nearest point to each row of ``y`` (m x d) in the convex hull of ``points``.
+
+    ``points`` is one set (n x d) or one per row (m x n x d; pad a short set by repeating one
+    of its points, which leaves the hull unchanged). Not differentiated, since the gradient of
+    a distance-to-set is ``(y - proj) / ||y - proj||`` anyway.
+    """
+    return FeatureSet.build(_as_rows(y, points), "hull").project(y, iters).to(points.dtype)
 
 
 def feature_alignment_loss(
     emb: torch.Tensor,
-    features: torch.Tensor,
+    features: torch.Tensor | FeatureSet,
     subspace: str = "hull",
     hull_iters: int = 50,
 ) -> torch.Tensor:
     """Distance of each embedding (m x d) to the identity's feature subspace (eq. 6-7).
 
     ``features`` holds the identity's clean crafting embeddings, n x d (or m x n x d: one set
-    per row, so one call serves a batch of several identities). ``subspace="hull"`` is their
-    convex hull as eq. 6 defines it; ``"span"`` their linear span, the least-squares reading of
-    section 3.3.2. The projection is a constant for autograd, so the gradient is the unit
-    vector pointing away from the set.
+    per row, so one call serves a batch of several identities), or a prepared
+    :class:`FeatureSet` (then ``subspace`` is its own). ``subspace="hull"`` is their convex hull
+    as eq. 6 defines it; ``"span"`` their linear span, the least-squares reading of section
+    3.3.2. The projection is a constant for autograd, so the gradient is the unit vector
+    pointing away from the set.
     """
-    if subspace == "span":
-        proj = project_span(emb.detach(), span_basis(features.detach()))
-    elif subspace == "hull":
-        proj = project_hull(emb.detach(), features.detach(), hull_iters)
-    else:
-        raise ValueError(f"subspace must be 'hull' or 'span', got {subspace!r}")
-    return _safe_norm(emb - proj)
+    if not isinstance(features, FeatureSet):
+        features = FeatureSet.build(_as_rows(emb, features), subspace)
+    return _safe_norm(emb - features.project(emb.detach(), hull_iters))
 
 
 def feature_distance(emb: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
