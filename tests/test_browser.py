@@ -3,7 +3,9 @@
 One Chromium run per page, no JavaScript and no CDP client: ``--dump-dom`` gives the DOM as the
 browser parsed it, ``--enable-logging=stderr`` prints every console message as a ``CONSOLE``
 line, ``--log-net-log`` records every network request, and ``--screenshot`` renders the page.
-Set ``VEILBENCH_SCREENSHOT_DIR`` to keep the screenshot (``report-screenshot.png``) there.
+Set ``VEILBENCH_SCREENSHOT_DIR`` to keep the screenshot (``report-screenshot.png``) there, and
+``VEILBENCH_BROWSER_RESULTS=path/to/results.json`` to run the same checks on a real run's report
+instead of the generated document (this is how the docs' screenshot is made).
 """
 
 from __future__ import annotations
@@ -88,7 +90,8 @@ def _page_requests(netlog: Path) -> list[str]:
 @pytest.fixture(scope="module")
 def report_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, BrowserRun]:
     work = tmp_path_factory.mktemp("browser")
-    doc = make_doc()
+    real = os.environ.get("VEILBENCH_BROWSER_RESULTS")
+    doc = json.loads(Path(real).read_text()) if real else make_doc()
     page = render_report(doc, work / "report.html")
     run = open_in_browser(page, work)
     if target := os.environ.get("VEILBENCH_SCREENSHOT_DIR"):

@@ -4,6 +4,7 @@ Schema (``schema_version`` 1), top-level keys:
 
 - ``schema_version``, ``veilbench_version``, ``created_utc``
 - ``environment``: python, torch, cuda, device name, OS, CPU count, git commit when available
+  and ``git_dirty`` (tracked sources changed since that commit)
 - ``plugins``: every plugin with package, version and status
 - ``config``: the full effective configuration (seeds and every hyper-parameter)
 - ``dataset``, ``split``, ``models`` (cards with weight sha256), ``skipped_models``
@@ -53,6 +54,7 @@ def environment() -> dict[str, Any]:
         "os": platform.platform(),
         "hostname_hash": _short_hash(platform.node()),
         "git_commit": git_commit(),
+        "git_dirty": git_dirty(),
     }
 
 
@@ -62,19 +64,27 @@ def _short_hash(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-def git_commit() -> str | None:
-    """The commit of the veilbench source tree, when it is a git checkout."""
+def _git(*args: str) -> str | None:
+    """Output of a git command in the veilbench source tree (None outside a checkout)."""
     root = Path(veilbench.__file__).resolve().parents[1]
     try:
         out = subprocess.run(
-            ["git", "-C", str(root), "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=5,
+            ["git", "-C", str(root), *args], capture_output=True, text=True, timeout=5
         )
     except (OSError, subprocess.SubprocessError):
         return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def git_commit() -> str | None:
+    """The commit of the veilbench source tree, when it is a git checkout."""
+    return _git("rev-parse", "HEAD") or None
+
+
+def git_dirty() -> bool | None:
+    """Whether tracked veilbench sources differ from that commit (the result may not match it)."""
+    status = _git("status", "--porcelain", "--untracked-files=no", "--", "veilbench", "plugins")
+    return None if status is None else bool(status)
 
 
 def _clean(value: Any) -> Any:
