@@ -41,10 +41,17 @@ def timed(fn: Callable[[], Any]) -> float:
     return time.perf_counter() - t0
 
 
+def frozen(model: FaceModel) -> FaceModel:
+    """Eval mode, no parameter gradients: what crafting differentiates (the input only)."""
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model.eval()
+
+
 def fwd_bwd(models: list[FaceModel], x: torch.Tensor) -> None:
-    """The bare surrogate cost: forward + backward of sum(embeddings) w.r.t. the input."""
+    """The bare surrogate cost: forward + backward of sum(embeddings) w.r.t. the input only."""
     xi = x.detach().clone().requires_grad_(True)
-    sum(m(xi).sum() for m in models).backward()
+    torch.autograd.grad(sum(m(xi).sum() for m in models), xi)
 
 
 def mm_gflops(n: int = 2048, repeats: int = 3, device: str | torch.device = "cpu") -> float:
@@ -98,7 +105,7 @@ class Context:
                 from veilbench.models.facenet import create_facenet as create
             else:
                 raise KeyError(name)
-            self._models[name] = create().eval().to(self.device)
+            self._models[name] = frozen(create()).to(self.device)
         return self._models[name]
 
     def add(self, name: str, value: float, unit: str = "", goal: str = "", note: str = "") -> None:
