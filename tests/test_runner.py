@@ -66,6 +66,7 @@ def test_run_writes_results_and_report_and_resumes(tiny_plugins, tmp_path):
     curves = doc["results"]["robustness"]["tiny_random_a"]["gaussian"]
     assert len(curves["protected"]["tiny_random_b"]) == len(curves["strengths"])
     assert (out / "report.html").read_text().count("msr-held_out") >= 1
+    assert doc["results"]["samples"]["tiny_random_a"]  # thumbnails on by default
     assert len(doc["split"]["probes"]) == 2
 
     veils = sorted((out / "veils").rglob("*.veil"))
@@ -141,3 +142,14 @@ def test_example_plugin_is_listed_and_usable(tiny_plugins, tmp_path):
         1,
     ]
     assert doc["results"]["image_metrics"]["tiny_random_a"]["protected"]["ssim"] < 0.9
+
+
+def test_samples_off_keeps_photos_out_of_results_and_report(tiny_plugins, tmp_path):
+    out = tmp_path / "run"
+    config = tmp_path / "veilbench.toml"
+    config.write_text("[run]\nsamples = false\n")
+    run_cli([*ARGS, *VEIL, "--config", str(config), "--out", str(out)])
+    text = (out / "results.json").read_text()
+    assert json.loads(text)["results"]["samples"] == {}
+    assert "data:image/png" not in text
+    assert "No sample images in this document." in (out / "report.html").read_text()

@@ -53,6 +53,8 @@ class RunConfig:
     robustness_on: str = "held_out"  # held_out | craft
     max_attack_images: int | None = None  # cap per identity for robustness sweeps
     progress: bool = True
+    # Thumbnails of real photos in results.json and the report; off for files you commit or share.
+    samples: bool = True
     protocol: ProtocolConfig = field(default_factory=ProtocolConfig)
     protector_params: dict[str, Any] = field(default_factory=dict)
     attack_sweeps: dict[str, list[float]] = field(default_factory=dict)

@@ -363,17 +363,18 @@ def run(config: RunConfig, *, log: Log = stderr_log, checkpoints: dict[str, str]
         results["impersonation"][key] = evaluate_impersonation(
             models, states, data, protected, protector, device, config
         )
-        results["samples"][key] = {
-            p.identity: {
-                "original": thumbnail(p.craft.tensor()[0]),
-                "protected": thumbnail(protected[p.identity]["craft"][0]),
-                "recovered": thumbnail(protected[p.identity]["craft_recovered"][0]),
-                "veil": thumbnail(protected[p.identity]["veil"])
-                if protected[p.identity]["veil"] is not None
-                else None,
+        if config.samples:
+            results["samples"][key] = {
+                p.identity: {
+                    "original": thumbnail(p.craft.tensor()[0]),
+                    "protected": thumbnail(protected[p.identity]["craft"][0]),
+                    "recovered": thumbnail(protected[p.identity]["craft_recovered"][0]),
+                    "veil": thumbnail(protected[p.identity]["veil"])
+                    if protected[p.identity]["veil"] is not None
+                    else None,
+                }
+                for p in data.probes
             }
-            for p in data.probes
-        }
         timings.setdefault("evaluate_s", {})[key] = time.perf_counter() - t0
     results["privacy"] = privacy_summary(results["msr"])
     timings["total_s"] = time.perf_counter() - t_start
