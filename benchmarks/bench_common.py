@@ -177,6 +177,12 @@ class BarProbe:
         diffs = [b - a for a, b in zip(self.times, self.times[1:], strict=False)]
         return diffs[skip:] if len(diffs) > skip else diffs
 
+    def projection(self, iterations: int) -> tuple[float, float, float]:
+        """(seconds per iteration, set-up seconds, projected seconds of ``iterations``)."""
+        per_it = median(self.per_iteration())
+        setup = max(0.0, self.times[0] - per_it)  # the first iteration carries the set-up
+        return per_it, setup, setup + iterations * per_it
+
 
 def machine_info() -> dict:
     """CPU model, cores, memory and library versions."""

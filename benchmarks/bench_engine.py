@@ -257,9 +257,7 @@ def veils_per_hour(ctx: Context) -> dict:
         bar = BarProbe()
         cfg = VeilConfig(iterations=4 if not ctx.cuda else 12, **params)
         _craft_chunk(names[:kk], images[:kk], [model], cfg, device=ctx.device, seed=0, bar=bar)
-        per_it = median(bar.per_iteration())
-        setup = max(0.0, bar.times[0] - per_it)
-        loop_s = setup + iterations * per_it
+        per_it, setup, loop_s = bar.projection(iterations)
         rate = 3600 * kk / loop_s
         out["runs"][label] = {
             "identities": kk,

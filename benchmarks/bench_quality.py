@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from bench_common import LFW_DEV, BarProbe, Context, median
+from bench_common import LFW_DEV, BarProbe, Context
 
 from veilbench.evaluation.identification import Gallery, embed
 from veilbench.evaluation.image_metrics import ssim
@@ -107,9 +107,7 @@ def time_to_quality(ctx: Context) -> dict:
         for entry in log:
             entry["craft_s"] = bar.times[entry["iteration"] - 1]
         met = [e for e in log if e["msr"] >= MSR_MIN and e["ssim"] <= SSIM_MAX]
-        per_it = median(bar.per_iteration())
-        setup = bar.times[0] - per_it
-        fixed = setup + per_it * fixed_iterations  # projected: the default schedule's length
+        _, _, fixed = bar.projection(fixed_iterations)  # projected: the default schedule's length
         reached = met[0]["craft_s"] if met else float("nan")
         out["schedules"][label] = {
             "step_start": start,
