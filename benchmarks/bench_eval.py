@@ -13,8 +13,8 @@ from pathlib import Path
 import torch
 from bench_common import Context, lfw_gallery, median, timed
 
+from veilbench.config import RunConfig
 from veilbench.evaluation.identification import EmbeddingCache
-from veilbench.runner import RunConfig
 
 EMBED_GOAL, CACHE_GOAL, MEMORY_GOAL_GB = 0.85, 10.0, 4.0
 SEARCH_SCRIPT = Path(__file__).with_name("bench_search.py")

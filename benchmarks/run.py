@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="auto", help="cpu | cuda | auto (CUDA when present)")
     p.add_argument("--out", default=str(REPO / "docs" / "benchmarks.json"))
     args = p.parse_args(argv)
-    from veilbench.runner import pick_device
+    from veilbench.device import pick_device
 
     ctx = Context(quick=args.quick, device=pick_device(args.device))
     out_path = Path(args.out)

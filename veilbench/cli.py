@@ -120,8 +120,17 @@ def plugins_command(as_json: bool) -> None:
     multiple=True,
     help="MODEL=PATH: weights for an architecture (or the ONNX file for `onnx`).",
 )
+@click.option(
+    "--profile",
+    default=None,
+    type=click.Choice(["auto", "quick", "full"]),
+    help="quick: 2 identities, small gallery, short crafting; auto [default]: quick only on "
+    "the synthetic fallback.",
+)
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def run_command(config_file, params, checkpoints, quiet, identities, max_distractors, **flags):
+def run_command(
+    config_file, params, checkpoints, quiet, profile, identities, max_distractors, **flags
+):
     """Craft veils and evaluate them: writes OUT/results.json and OUT/report.html."""
     from veilbench.config import build_config, load_config, parse_params
     from veilbench.runner import run
@@ -134,6 +143,8 @@ def run_command(config_file, params, checkpoints, quiet, identities, max_distrac
     if quiet:
         flags["progress"] = False
     config = build_config(values, flags)
+    if profile:
+        flags["profile"] = profile
     ckpts = dict(_split_pair(c) for c in checkpoints)
     doc = run(config, checkpoints=ckpts)
     _print_summary(doc)
@@ -148,20 +159,31 @@ def _split_pair(text: str) -> tuple[str, str]:
     return name.strip(), path.strip()
 
 
-def _print_summary(doc: dict) -> None:
-    results = doc["results"]
-    for warning in doc.get("warnings", []):
+def _print_summary(doc) -> None:
+    """The console summary of a :class:`~veilbench.results.ResultsDocument`."""
+    for warning in doc.warnings:
         click.echo(f"WARNING: {warning}", err=True)
-    click.echo("MSR (rows: surrogate; columns: target; held-out photos)")
-    for surrogate, row in results.get("msr", {}).items():
-        cells = "  ".join(f"{t}={v['held_out']['msr']:.2f}" for t, v in row.items())
-        click.echo(f"  {surrogate:<24} {cells}")
-    for surrogate, m in results.get("image_metrics", {}).items():
-        p, r = m["protected"], m["recovered"]
-        click.echo(
-            f"  {surrogate:<24} protected SSIM {p['ssim']:.3f} LPIPS {p['lpips']:.3f} | "
-            f"recovered SSIM {r['ssim']:.3f}"
+    click.echo("MSR (rows: surrogate; columns: target, * = white-box; held-out photos)")
+    for key, s in doc.results.surrogates.items():
+        cells = "  ".join(
+            f"{t}{'*' if s.white_box(t) else ''}={_num(c['held_out'].msr)}"
+            for t, c in s.msr.items()
         )
+        click.echo(f"  {key:<24} {cells}")
+    for key, rates in doc.results.privacy().items():
+        r = rates["held_out"]
+        click.echo(
+            f"  {key:<24} service MSR {_num(r.service_msr)} | attacker MSR {_num(r.attacker_msr)}"
+            f" ({', '.join(r.attacker_models) or 'no other model'})"
+        )
+    for key, s in doc.results.surrogates.items():
+        p, r = s.image_metrics.protected, s.image_metrics.recovered
+        recovered = f"recovered SSIM {_num(r.ssim)}" if r else "no recovery"
+        click.echo(f"  {key:<24} protected SSIM {_num(p.ssim)} LPIPS {_num(p.lpips)} | {recovered}")
+
+
+def _num(value: float | None) -> str:
+    return "n/a" if value is None or value != value else f"{value:.2f}"
 
 
 @cli.command("report")
@@ -183,8 +205,9 @@ def report_command(results: str, output: str | None) -> None:
 @click.argument("new", type=click.Path(exists=True, dir_okay=False))
 @click.option(
     "--tolerance",
-    default="msr=0.02,ssim=0.01,lpips=0.02",
-    help="How much worse each metric may get: msr=0.02,ssim=0.01,lpips=0.02,rank1=...",
+    default="",
+    help="How much worse a metric family may get, e.g. msr=0.02,ssim=0.01,time=0.5 "
+    "(defaults: veilbench.results.DEFAULT_TOLERANCE).",
 )
 @click.option(
     "--markdown",
@@ -193,19 +216,26 @@ def report_command(results: str, output: str | None) -> None:
     type=click.Path(),
     help="Also write the table as Markdown (for a pull-request comment).",
 )
-def compare_command(base: str, new: str, tolerance: str, markdown_file: str | None) -> None:
-    """Compare two results files; exit 1 when a metric got worse than its tolerance."""
+@click.option("--all", "show_all", is_flag=True, help="List unchanged metrics too.")
+def compare_command(
+    base: str, new: str, tolerance: str, markdown_file: str | None, show_all: bool
+) -> None:
+    """Compare two results files; exit 1 only when a metric got worse beyond its tolerance.
+
+    Each metric has a direction: white-box MSR and recovery quality should go up; black-box
+    MSR (an attacker's model), protected SSIM, impersonation and time should go down.
+    """
     from veilbench.compare import compare, parse_tolerance
     from veilbench.results import read_results
 
     report = compare(read_results(base), read_results(new), parse_tolerance(tolerance))
-    click.echo(report.table())
+    click.echo(report.table(show_all=show_all))
     if markdown_file:
-        from veilbench.results import write_text_atomic
+        from veilbench.files import write_text_atomic
 
         write_text_atomic(markdown_file, report.markdown())
+    click.echo(report.verdict(), err=True)
     if report.regressions:
-        click.echo(f"{len(report.regressions)} regression(s) beyond tolerance", err=True)
         sys.exit(1)
 
 

@@ -1,69 +1,49 @@
-"""Regression checks: compare two results files metric by metric, with tolerances."""
+"""Regression checks: two results documents compared metric by metric, each in its direction.
+
+The directions and tolerance families come from the results contract
+(:data:`veilbench.results.METRICS`): a black-box MSR that goes UP is an attacker recognising more
+protected photos, a privacy regression, even though the number grew.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from veilbench.errors import ConfigError
+from veilbench.results import DEFAULT_TOLERANCE, ResultsDocument
 
-#: metric family -> True when higher is better.
-HIGHER_IS_BETTER = {
-    "msr": True,
-    "rank1": True,
-    "ssim": False,
-    "lpips": True,
-    "recovery_ssim": True,
-    "recovery_lpips": False,
-}
-DEFAULT_TOLERANCE = {
-    "msr": 0.02,
-    "rank1": 0.02,
-    "ssim": 0.01,
-    "lpips": 0.02,
-    "recovery_ssim": 0.01,
-    "recovery_lpips": 0.02,
-}
+STATUSES = ("REGRESSION", "missing", "better", "new", "ok")
 
 
 def parse_tolerance(text: str) -> dict[str, float]:
-    """``msr=0.02,ssim=0.01`` -> dict; families not named keep their defaults."""
+    """``msr=0.02,ssim=0.01`` -> tolerance per family; families not named keep their defaults."""
     tol = dict(DEFAULT_TOLERANCE)
     for item in filter(None, (t.strip() for t in text.split(","))):
         key, _, value = item.partition("=")
-        if key not in HIGHER_IS_BETTER:
-            raise ConfigError(f"unknown tolerance {key!r}; known: {', '.join(HIGHER_IS_BETTER)}")
+        if key not in DEFAULT_TOLERANCE:
+            raise ConfigError(f"unknown tolerance {key!r}; known: {', '.join(DEFAULT_TOLERANCE)}")
         try:
             tol[key] = float(value)
         except ValueError:
             raise ConfigError(f"tolerance {item!r} is not key=number") from None
+        if not tol[key] >= 0:
+            raise ConfigError(f"tolerance {item!r} must be a number >= 0")
     return tol
-
-
-def flatten(doc: dict[str, Any]) -> dict[str, tuple[str, float]]:
-    """``metric id -> (family, value)`` for every comparable number in a results document."""
-    res = doc.get("results", {})
-    out: dict[str, tuple[str, float]] = {}
-    for surrogate, row in res.get("msr", {}).items():
-        for target, subsets in row.items():
-            for subset, v in subsets.items():
-                out[f"msr/{surrogate}->{target}/{subset}"] = ("msr", v["msr"])
-                out[f"rank1/{surrogate}->{target}/{subset}"] = ("rank1", v["rank1_protected"])
-    for surrogate, m in res.get("image_metrics", {}).items():
-        out[f"ssim/{surrogate}/protected"] = ("ssim", m["protected"]["ssim"])
-        out[f"lpips/{surrogate}/protected"] = ("lpips", m["protected"]["lpips"])
-        out[f"recovery_ssim/{surrogate}"] = ("recovery_ssim", m["recovered"]["ssim"])
-        out[f"recovery_lpips/{surrogate}"] = ("recovery_lpips", m["recovered"]["lpips"])
-    return {k: v for k, v in out.items() if v[1] is not None}  # null = NaN: not comparable
 
 
 @dataclass
 class Row:
     metric: str
+    family: str
+    direction: str  # higher | lower: which way is better
     base: float | None
     new: float | None
     tolerance: float
-    status: str  # ok | better | REGRESSION | missing | new
+    status: str  # REGRESSION | missing | better | new | ok
+
+    @property
+    def delta(self) -> float | None:
+        return None if self.base is None or self.new is None else self.new - self.base
 
 
 @dataclass
@@ -74,34 +54,45 @@ class Comparison:
     def regressions(self) -> list[Row]:
         return [r for r in self.rows if r.status in ("REGRESSION", "missing")]
 
-    def table(self) -> str:
-        width = max([len(r.metric) for r in self.rows] + [6])
-        lines = [f"{'metric':<{width}}  {'base':>8}  {'new':>8}  {'delta':>8}  status"]
-        for r in self.rows:
-            delta = (r.new - r.base) if r.new is not None and r.base is not None else None
+    @property
+    def improvements(self) -> list[Row]:
+        return [r for r in self.rows if r.status == "better"]
+
+    def verdict(self) -> str:
+        worse, better = len(self.regressions), len(self.improvements)
+        head = f"{worse} regression(s) beyond tolerance" if worse else "no regressions"
+        return f"{head}; {better} better; {len(self.rows) - worse - better} unchanged or new"
+
+    def _shown(self, show_all: bool) -> list[Row]:
+        rows = self.rows if show_all else [r for r in self.rows if r.status != "ok"]
+        return sorted(rows, key=lambda r: (STATUSES.index(r.status), r.metric))
+
+    def table(self, show_all: bool = False) -> str:
+        rows = self._shown(show_all)
+        width = max([len(r.metric) for r in rows] + [6])
+        lines = [
+            f"{'metric':<{width}}  {'better':>6}  {'base':>8}  {'new':>8}  {'delta':>8}  status"
+        ]
+        for r in rows:
             lines.append(
-                f"{r.metric:<{width}}  {_fmt(r.base):>8}  {_fmt(r.new):>8}  "
-                f"{_fmt(delta, signed=True):>8}  {r.status}"
+                f"{r.metric:<{width}}  {r.direction:>6}  {_fmt(r.base):>8}  {_fmt(r.new):>8}  "
+                f"{_fmt(r.delta, signed=True):>8}  {r.status}"
             )
+        if not rows:
+            lines.append(f"(all {len(self.rows)} metrics within tolerance)")
         return "\n".join(lines)
 
     def markdown(self) -> str:
-        verdict = (
-            f"**{len(self.regressions)} regression(s)**"
-            if self.regressions
-            else "**no regressions**"
-        )
         lines = [
-            f"### veilbench compare: {verdict}",
+            f"### veilbench compare: **{self.verdict()}**",
             "",
-            "| metric | base | new | delta | status |",
-            "|---|---:|---:|---:|---|",
+            "| metric | better | base | new | delta | status |",
+            "|---|---|---:|---:|---:|---|",
         ]
-        for r in self.rows:
-            delta = (r.new - r.base) if r.new is not None and r.base is not None else None
+        for r in self._shown(show_all=False):
             lines.append(
-                f"| `{r.metric}` | {_fmt(r.base)} | {_fmt(r.new)} | "
-                f"{_fmt(delta, signed=True)} | {r.status} |"
+                f"| `{r.metric}` | {r.direction} | {_fmt(r.base)} | {_fmt(r.new)} | "
+                f"{_fmt(r.delta, signed=True)} | {r.status} |"
             )
         return "\n".join(lines) + "\n"
 
@@ -112,21 +103,30 @@ def _fmt(v: float | None, signed: bool = False) -> str:
     return f"{v:+.4f}" if signed else f"{v:.4f}"
 
 
-def compare(base: dict, new: dict, tolerance: dict[str, float]) -> Comparison:
-    """Every metric of ``base`` against ``new``; worse by more than its tolerance regresses."""
-    a, b = flatten(base), flatten(new)
+def compare(
+    base: ResultsDocument, new: ResultsDocument, tolerance: dict[str, float] | None = None
+) -> Comparison:
+    """Every metric of ``base`` against ``new``: worse (in its direction) beyond tolerance fails.
+
+    A metric present in the baseline and gone from the new run counts as a regression (a
+    check that silently stops measuring something must not pass).
+    """
+    tolerance = {**DEFAULT_TOLERANCE, **(tolerance or {})}
+    a = {m.id: m for m in base.metrics()}
+    b = {m.id: m for m in new.metrics()}
     result = Comparison()
-    for metric in sorted(set(a) | set(b)):
-        family = (a.get(metric) or b.get(metric))[0]
-        va = a[metric][1] if metric in a else None
-        vb = b[metric][1] if metric in b else None
+    for metric_id in sorted(set(a) | set(b)):
+        ref = a.get(metric_id) or b[metric_id]
+        family = ref.metric.family
         tol = tolerance.get(family, 0.0)
+        va = a[metric_id].value if metric_id in a else None
+        vb = b[metric_id].value if metric_id in b else None
         if va is None:
             status = "new"
         elif vb is None:
             status = "missing"
         else:
-            gain = (vb - va) if HIGHER_IS_BETTER[family] else (va - vb)
+            gain = b[metric_id].gain(va)
             status = "REGRESSION" if gain < -tol else ("better" if gain > tol else "ok")
-        result.rows.append(Row(metric, va, vb, tol, status))
+        result.rows.append(Row(metric_id, family, ref.metric.direction, va, vb, tol, status))
     return result

@@ -58,9 +58,53 @@ class RunConfig:
     protocol: ProtocolConfig = field(default_factory=ProtocolConfig)
     protector_params: dict[str, Any] = field(default_factory=dict)
     attack_sweeps: dict[str, list[float]] = field(default_factory=dict)
+    # auto: the quick profile when no dataset was asked for or found (the synthetic smoke set);
+    # quick / full: always that profile. See QUICK_PROFILE.
+    profile: str = "auto"
+    # Settings given in a config file or on the command line (a profile never overrides them).
+    explicit: frozenset[str] = field(default_factory=frozenset, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        data.pop("explicit")
+        return data
+
+    def apply_profile(self, fallback: bool) -> str | None:
+        """Apply the quick profile when asked for (or ``auto`` on the synthetic fallback).
+
+        Returns the profile applied (None for the full protocol). Settings the user gave keep
+        their values; everything else takes the quick profile's.
+        """
+        if self.profile not in PROFILES:
+            raise ConfigError(f"profile must be one of {', '.join(PROFILES)}, got {self.profile!r}")
+        if self.profile == "full" or (self.profile == "auto" and not fallback):
+            return None
+        for key, value in QUICK_PROFILE.items():
+            if key in self.explicit:
+                continue
+            if key.startswith("protocol."):
+                setattr(self.protocol, key.split(".", 1)[1], value)
+            elif key.startswith("protector."):
+                self.protector_params.setdefault(key.split(".", 1)[1], value)
+            elif key == "attack_sweeps":
+                for name, sweep in value.items():
+                    self.attack_sweeps.setdefault(name, sweep)
+            else:
+                setattr(self, key, value)
+        return "quick"
+
+
+PROFILES = ("auto", "quick", "full")
+#: A complete run (every model, every report section) in about three minutes on a 2-core CPU:
+#: two probe identities, a small gallery, fewer crafting steps and a short noise sweep. Used
+#: automatically on the synthetic smoke set, whose numbers are not meaningful anyway.
+QUICK_PROFILE: dict[str, Any] = {
+    "protocol.identities": 2,
+    "protocol.max_distractors": 60,
+    "protector.iterations": 30,
+    "attacks": "gaussian",
+    "attack_sweeps": {"gaussian": [0.0, 60.0, 120.0]},
+}
 
 
 _RUN_KEYS = {f.name for f in fields(RunConfig)} - {"protocol", "protector_params", "attack_sweeps"}
@@ -115,6 +159,10 @@ def build_config(file_values: dict[str, Any], flags: dict[str, Any]) -> RunConfi
         else:
             raise ConfigError(f"unknown setting {key!r}")
     config.protocol.seed = config.seed
+    config.explicit = frozenset(
+        {"protocol." + k.split(".", 1)[1] if k.startswith("protocol.") else k for k in merged}
+        | {f"protector.{k}" for k in merged.get("protector_params", {})}
+    )
     if config.robustness_on not in ("held_out", "craft"):
         raise ConfigError("robustness_on must be 'held_out' or 'craft'")
     return config

@@ -1,35 +1,468 @@
-"""The results file: one versioned JSON document per run, written atomically.
+"""The results contract: one versioned JSON document per run, typed records, written atomically.
 
-Schema (``schema_version`` 1), top-level keys:
+Everything that reads or writes a results file goes through this module: the runner builds a
+:class:`ResultsDocument`, the report, ``veilbench compare``, the CLI summary and the tests read
+one with :func:`read_results` / :meth:`ResultsDocument.from_dict`. Older ``schema_version``\\ s
+are upgraded on read (:func:`upgrade`). The JSON Schema of the file is generated from these
+records (:func:`json_schema`) and published as ``docs/results.schema.json``.
+
+Schema (``schema_version`` 2), top-level keys:
 
 - ``schema_version``, ``veilbench_version``, ``created_utc``
-- ``environment``: python, torch, cuda, device name, OS, CPU count, git commit when available
-  and ``git_dirty`` (tracked sources changed since that commit)
+- ``environment``: python, torch, cuda, device name, OS, CPU count, git commit and ``git_dirty``
 - ``plugins``: every plugin with package, version and status
-- ``config``: the full effective configuration (seeds and every hyper-parameter)
-- ``dataset``, ``split``, ``models`` (cards with weight sha256), ``skipped_models``
-- ``results``: ``msr`` (surrogate -> target -> subset -> numbers), ``image_metrics``,
-  ``robustness``, ``clean``, ``per_identity``
-- ``timings`` (seconds), ``warnings``, ``problems`` (unusable files with reasons)
+- ``config``: the full effective configuration (seeds, profile and every hyper-parameter);
+  paths are relative to the working folder, never a machine's absolute temp folders
+- ``dataset`` (name, fingerprint of the photos used, alignment), ``split``, ``models`` (cards
+  with weight sha256), ``skipped_models``
+- ``results``: ``clean`` (target -> subset -> clean rank-1), ``surrogates`` (one
+  :class:`SurrogateResults` per surrogate set, keyed ``a`` or ``a+b`` for an ensemble) and
+  ``privacy`` (:class:`PrivacySummary` per surrogate set: derived, written for other tools'
+  convenience and recomputed on read)
+- ``timings`` (seconds), ``warnings``, ``problems`` (unusable files and identities, with reasons)
 
-Numbers are JSON numbers, never strings; NaN is written as ``null``.
+Every comparable number is a :class:`Metric` with a declared direction (see :data:`METRICS`):
+white-box MSR and recovery quality should go up; black-box MSR, protected SSIM, impersonation and
+time should go down; LPIPS of protected photos should go up. Numbers are JSON numbers, never
+strings; NaN is written as ``null``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import json
 import math
 import os
 import platform
 import subprocess
-import tempfile
+import types
+import typing
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import veilbench
+from veilbench.files import write_text_atomic
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+SUBSETS = ("craft", "held_out")
+
+# Records ------------------------------------------------------------------------------------
+
+
+@dataclass
+class MsrCell:
+    """One surrogate set's protected photos, matched by one target model (1:N, top-1)."""
+
+    msr: float | None  # share of protected photos answered like their clean version
+    rank1_protected: float | None  # share of protected photos answered with the right person
+    rank1_clean: float | None  # the same for the clean photos (the target's own accuracy)
+    n: int
+
+
+@dataclass
+class ImageQuality:
+    """Mean SSIM / LPIPS (AlexNet) / PSNR of ``n`` images against their originals."""
+
+    ssim: float | None
+    lpips: float | None
+    psnr: float | None
+    n: int
+
+
+@dataclass
+class ImageMetrics:
+    """Protected vs original; recovered vs original (None: the protector cannot be undone)."""
+
+    protected: ImageQuality
+    recovered: ImageQuality | None = None
+
+
+@dataclass
+class RobustnessCurve:
+    """MSR per target along one attack's sweep, on protected photos and on clean ones."""
+
+    parameter: str
+    strengths: list[float]
+    protected: dict[str, list[float | None]]  # target -> MSR per strength
+    clean: dict[str, list[float | None]]  # the same attack on clean photos (the baseline)
+
+
+@dataclass
+class CraftTiming:
+    total: float
+    per_veil: float
+    per_image: float
+    veils: int
+
+
+@dataclass
+class SurrogateResults:
+    """Everything measured for the veils of one surrogate set (one model, or an ensemble)."""
+
+    surrogates: list[str]
+    msr: dict[str, dict[str, MsrCell]]  # target -> subset -> cell
+    image_metrics: ImageMetrics
+    robustness: dict[str, RobustnessCurve] = field(default_factory=dict)  # attack -> curve
+    impersonation: dict[str, float | None] = field(default_factory=dict)  # target -> rate
+    samples: dict[str, dict[str, str]] = field(default_factory=dict)  # identity -> images
+    craft_timing: CraftTiming | None = None
+    evaluate_s: float | None = None
+
+    def white_box(self, target: str) -> bool:
+        """A target that crafted these veils (the service's model) rather than an attacker's."""
+        return target in self.surrogates
+
+
+@dataclass
+class PrivacyRates:
+    """The service's rates (white-box targets) beside an attacker's (black-box targets)."""
+
+    service_msr: float | None
+    service_rank1: float | None
+    attacker_msr: float | None
+    attacker_rank1: float | None
+    attacker_models: list[str]
+
+
+@dataclass
+class Results:
+    clean: dict[str, dict[str, float | None]] = field(default_factory=dict)
+    surrogates: dict[str, SurrogateResults] = field(default_factory=dict)
+
+    @property
+    def targets(self) -> list[str]:
+        names = list(self.clean)
+        for s in self.surrogates.values():
+            names += [t for t in s.msr if t not in names]
+        return names
+
+    def privacy(self) -> dict[str, dict[str, PrivacyRates]]:
+        """The privacy summary, derived here and nowhere else: key -> subset -> rates.
+
+        The paper reads high white-box MSR as utility (the service that crafted the veil still
+        identifies the person) and low black-box MSR as privacy (an attacker's model fails).
+        """
+        summary: dict[str, dict[str, PrivacyRates]] = {}
+        for key, s in self.surrogates.items():
+            for subset in SUBSETS:
+                white = [c[subset] for t, c in s.msr.items() if s.white_box(t) and subset in c]
+                black = [c[subset] for t, c in s.msr.items() if not s.white_box(t) and subset in c]
+                summary.setdefault(key, {})[subset] = PrivacyRates(
+                    service_msr=_mean(c.msr for c in white),
+                    service_rank1=_mean(c.rank1_protected for c in white),
+                    attacker_msr=_mean(c.msr for c in black),
+                    attacker_rank1=_mean(c.rank1_protected for c in black),
+                    attacker_models=sorted(t for t in s.msr if not s.white_box(t)),
+                )
+        return summary
+
+
+@dataclass
+class ResultsDocument:
+    """A whole results file. Provenance sections stay plain dicts (their keys are open)."""
+
+    schema_version: int = SCHEMA_VERSION
+    veilbench_version: str = veilbench.__version__
+    created_utc: str = ""
+    environment: dict[str, Any] = field(default_factory=dict)
+    plugins: list[dict[str, Any]] = field(default_factory=list)
+    config: dict[str, Any] = field(default_factory=dict)
+    dataset: dict[str, Any] = field(default_factory=dict)
+    split: dict[str, Any] = field(default_factory=dict)
+    models: dict[str, dict[str, Any]] = field(default_factory=dict)
+    skipped_models: list[dict[str, Any]] = field(default_factory=list)
+    results: Results = field(default_factory=Results)
+    timings: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    problems: list[dict[str, Any]] = field(default_factory=list)
+
+    @classmethod
+    def new(cls, config: dict[str, Any], plugins: list[dict[str, Any]]) -> ResultsDocument:
+        return cls(created_utc=utc_now(), environment=environment(), plugins=plugins, config=config)
+
+    def to_dict(self) -> dict[str, Any]:
+        doc = _to_json(self)
+        doc["results"]["privacy"] = _to_json(self.results.privacy())
+        return doc
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> ResultsDocument:
+        """A document of any known ``schema_version`` (older ones are upgraded first)."""
+        from veilbench.errors import ConfigError
+
+        doc = upgrade(doc)
+        results = dict(doc.get("results") or {})
+        results.pop("privacy", None)  # derived: recomputed, never trusted from the file
+        try:
+            return _from_json(cls, {**doc, "results": results})
+        except (TypeError, ValueError, KeyError, AttributeError) as exc:
+            raise ConfigError(f"not a valid veilbench results document: {exc}") from exc
+
+    # Metrics --------------------------------------------------------------------------------
+
+    def metrics(self) -> list[MetricValue]:
+        """Every comparable number with its family and direction (what ``compare`` reads)."""
+        out: list[MetricValue] = []
+        for key, s in self.results.surrogates.items():
+            for target, cells in s.msr.items():
+                side = "white" if s.white_box(target) else "black"
+                for subset, cell in cells.items():
+                    where = f"{key}->{target}/{subset}"
+                    out.append(MetricValue(f"msr/{where}", METRICS[f"msr_{side}"], cell.msr))
+                    out.append(
+                        MetricValue(
+                            f"rank1/{where}", METRICS[f"rank1_{side}"], cell.rank1_protected
+                        )
+                    )
+            kinds = [("protected", s.image_metrics.protected)]
+            if s.image_metrics.recovered is not None:
+                kinds.append(("recovered", s.image_metrics.recovered))
+            for kind, q in kinds:
+                for name in ("ssim", "lpips", "psnr"):
+                    metric = METRICS[f"{name}_{kind}"]
+                    out.append(MetricValue(f"{name}/{key}/{kind}", metric, getattr(q, name)))
+            for attack, curve in s.robustness.items():
+                for target, values in curve.protected.items():
+                    side = "white" if s.white_box(target) else "black"
+                    for strength, value in zip(curve.strengths, values, strict=False):
+                        mid = f"robustness/{key}/{attack}@{strength:g}->{target}"
+                        out.append(MetricValue(mid, METRICS[f"msr_{side}"], value))
+            for target, rate in s.impersonation.items():
+                mid = f"impersonation/{key}->{target}"
+                out.append(MetricValue(mid, METRICS["impersonation"], rate))
+            if s.craft_timing is not None:
+                out.append(
+                    MetricValue(f"time/{key}/per_veil", METRICS["time"], s.craft_timing.per_veil)
+                )
+        return [m for m in out if m.value is not None]  # null = NaN: not comparable
+
+
+# Metric directions --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A kind of number: its tolerance family, which way is better, and what it means."""
+
+    family: str
+    direction: Literal["higher", "lower"]
+    meaning: str
+    relative: bool = False  # tolerance as a fraction of the baseline (times), not absolute
+
+
+@dataclass(frozen=True)
+class MetricValue:
+    id: str
+    metric: Metric
+    value: float | None
+
+    def gain(self, base: float) -> float:
+        """How much better than ``base`` (positive = better), in the tolerance's units."""
+        delta = (self.value or 0.0) - base
+        delta = delta if self.metric.direction == "higher" else -delta
+        return delta / abs(base) if self.metric.relative and base else delta
+
+
+METRICS: dict[str, Metric] = {
+    "msr_white": Metric("msr", "higher", "white-box MSR: the service's model still matches"),
+    "msr_black": Metric("msr", "lower", "black-box MSR: an attacker's model still matches"),
+    "rank1_white": Metric("rank1", "higher", "white-box rank-1 of protected photos"),
+    "rank1_black": Metric("rank1", "lower", "black-box rank-1 of protected photos"),
+    "ssim_protected": Metric("ssim", "lower", "SSIM protected vs original: face visible"),
+    "lpips_protected": Metric("lpips", "higher", "LPIPS protected vs original: looks different"),
+    "psnr_protected": Metric("psnr", "lower", "PSNR protected vs original"),
+    "ssim_recovered": Metric("recovery_ssim", "higher", "SSIM recovered vs original"),
+    "lpips_recovered": Metric("recovery_lpips", "lower", "LPIPS recovered vs original"),
+    "psnr_recovered": Metric("recovery_psnr", "higher", "PSNR recovered vs original"),
+    "impersonation": Metric("impersonation", "lower", "a veil on others' photos answers its owner"),
+    "time": Metric("time", "lower", "seconds to craft one veil", relative=True),
+}
+
+#: How much worse each family may get before ``compare`` calls it a regression. Time is
+#: relative (1.0 = twice as slow) and loose by default: CI machines are shared and noisy.
+DEFAULT_TOLERANCE: dict[str, float] = {
+    "msr": 0.02,
+    "rank1": 0.02,
+    "ssim": 0.01,
+    "lpips": 0.02,
+    "psnr": 0.5,
+    "recovery_ssim": 0.01,
+    "recovery_lpips": 0.02,
+    "recovery_psnr": 0.5,
+    "impersonation": 0.02,
+    "time": 1.0,
+}
+
+
+def _mean(values: typing.Iterable[float | None]) -> float | None:
+    known = [v for v in values if v is not None and math.isfinite(v)]
+    return sum(known) / len(known) if known else None
+
+
+# Upgrading older documents ------------------------------------------------------------------
+
+
+def upgrade(doc: dict[str, Any]) -> dict[str, Any]:
+    """Bring a document of any earlier ``schema_version`` to the current one (a new dict)."""
+    version = doc.get("schema_version")
+    if version == 1:
+        doc = _upgrade_1_to_2(doc)
+    return doc
+
+
+def _upgrade_1_to_2(doc: dict[str, Any]) -> dict[str, Any]:
+    """Version 1 kept one table per measurement (``results.msr[s][t]`` ...); 2 groups by ``s``."""
+    old = doc.get("results") or {}
+    craft_s = (doc.get("timings") or {}).get("craft_s") or {}
+    evaluate_s = (doc.get("timings") or {}).get("evaluate_s") or {}
+    surrogates = {}
+    for key, msr in (old.get("msr") or {}).items():
+        images = (old.get("image_metrics") or {}).get(key) or {}
+        surrogates[key] = {
+            "surrogates": key.split("+"),
+            "msr": msr,
+            "image_metrics": {
+                "protected": images.get("protected") or _empty_quality(),
+                "recovered": images.get("recovered"),
+            },
+            "robustness": (old.get("robustness") or {}).get(key) or {},
+            "impersonation": (old.get("impersonation") or {}).get(key) or {},
+            "samples": (old.get("samples") or {}).get(key) or {},
+            "craft_timing": craft_s.get(key),
+            "evaluate_s": evaluate_s.get(key),
+        }
+    return {
+        **doc,
+        "schema_version": 2,
+        "results": {"clean": old.get("clean") or {}, "surrogates": surrogates},
+    }
+
+
+def _empty_quality() -> dict[str, Any]:
+    return {"ssim": None, "lpips": None, "psnr": None, "n": 0}
+
+
+# Dataclass <-> JSON -------------------------------------------------------------------------
+
+
+def _to_json(value: Any) -> Any:
+    """Records and containers -> JSON-safe values (NaN/inf -> None, numpy -> Python numbers)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _to_json(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    return _clean(value)
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _from_json(tp: Any, value: Any) -> Any:
+    """Build ``tp`` (a record, container or scalar type) from JSON, checking types."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(tp)
+        if value is None and type(None) in options:
+            return None
+        for option in options:
+            if option is not type(None):
+                return _from_json(option, value)
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise TypeError(f"{tp.__name__} must be an object, got {type(value).__name__}")
+        hints = _hints(tp)
+        names = {f.name for f in dataclasses.fields(tp)}
+        return tp(**{k: _from_json(hints[k], v) for k, v in value.items() if k in names})
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise TypeError(f"expected an object, got {type(value).__name__}")
+        _, item = typing.get_args(tp)
+        return {str(k): _from_json(item, v) for k, v in value.items()}
+    if origin is list:
+        if not isinstance(value, list):
+            raise TypeError(f"expected a list, got {type(value).__name__}")
+        (item,) = typing.get_args(tp)
+        return [_from_json(item, v) for v in value]
+    if origin is Literal:
+        return value
+    if tp is float:
+        if value is None:
+            return float("nan")
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise TypeError(f"expected a number, got {value!r}")
+        return float(value)
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"expected an integer, got {value!r}")
+        return value
+    if tp is str:
+        if not isinstance(value, str):
+            raise TypeError(f"expected a string, got {value!r}")
+        return value
+    return value  # Any
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of a results file, generated from the records above."""
+    defs: dict[str, Any] = {}
+
+    def schema(tp: Any) -> dict[str, Any]:
+        origin = typing.get_origin(tp)
+        if origin in (typing.Union, types.UnionType):
+            options = [schema(o) for o in typing.get_args(tp) if o is not type(None)]
+            nullable = type(None) in typing.get_args(tp)
+            return {"anyOf": options + ([{"type": "null"}] if nullable else [])}
+        if dataclasses.is_dataclass(tp):
+            if tp.__name__ not in defs:
+                defs[tp.__name__] = {}  # placeholder against recursion
+                hints = _hints(tp)
+                fields_ = dataclasses.fields(tp)
+                defs[tp.__name__] = {
+                    "type": "object",
+                    "description": (tp.__doc__ or "").strip().splitlines()[0],
+                    "properties": {f.name: schema(hints[f.name]) for f in fields_},
+                    "required": [
+                        f.name
+                        for f in fields_
+                        if f.default is dataclasses.MISSING
+                        and f.default_factory is dataclasses.MISSING
+                    ],
+                }
+            return {"$ref": f"#/$defs/{tp.__name__}"}
+        if origin is dict:
+            return {"type": "object", "additionalProperties": schema(typing.get_args(tp)[1])}
+        if origin is list:
+            return {"type": "array", "items": schema(typing.get_args(tp)[0])}
+        simple = {float: "number", int: "integer", str: "string", bool: "boolean"}
+        if tp in simple:
+            return {"type": simple[tp]}
+        if tp is type(None):
+            return {"type": "null"}
+        return {}  # Any
+
+    top = schema(ResultsDocument)
+    defs["ResultsDocument"]["properties"]["schema_version"] = {"const": SCHEMA_VERSION}
+    defs["Results"]["properties"]["privacy"] = {
+        "type": "object",
+        "description": "derived from surrogates (see Results.privacy); recomputed on read",
+        "additionalProperties": {"type": "object", "additionalProperties": schema(PrivacyRates)},
+    }
+    # A float written as null is NaN: every number field accepts null.
+    for definition in defs.values():
+        for prop in definition.get("properties", {}).values():
+            if prop == {"type": "number"}:
+                prop["type"] = ["number", "null"]
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": f"https://veilbench.dev/schema/results-{SCHEMA_VERSION}.json",
+        "title": "veilbench results",
+        **top,
+        "$defs": defs,
+    }
+
+
+# Provenance ---------------------------------------------------------------------------------
 
 
 def utc_now() -> str:
@@ -87,14 +520,34 @@ def git_dirty() -> bool | None:
     return None if status is None else bool(status)
 
 
+def portable_path(path: str | os.PathLike | None) -> str | None:
+    """A path as a results file may record it: relative to the working folder when inside it,
+    ``~/...`` under the home folder, else only its last part (no machine's temp folders)."""
+    if path is None:
+        return None
+    p = Path(path).expanduser()
+    if not p.is_absolute():
+        return p.as_posix()
+    p = p.resolve()
+    for base, prefix in ((Path.cwd().resolve(), ""), (Path.home().resolve(), "~/")):
+        if base == p or base in p.parents:
+            return prefix + (p.relative_to(base).as_posix() or ".")
+    return f".../{p.name}"
+
+
+# Files --------------------------------------------------------------------------------------
+
+
 def _clean(value: Any) -> Any:
     """JSON-safe: NaN/inf -> None, tuples -> lists, numpy scalars -> Python numbers."""
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, dict):
         return {str(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
+    if isinstance(value, list | tuple):
         return [_clean(v) for v in value]
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return _to_json(value)
     if hasattr(value, "item") and callable(value.item):  # numpy / torch scalars
         return _clean(value.item())
     if isinstance(value, Path):
@@ -103,56 +556,30 @@ def _clean(value: Any) -> Any:
 
 
 def write_json_atomic(path: str | os.PathLike, document: Any) -> Path:
-    """Write a document as JSON, atomically (NaN written as null)."""
+    """Write a document (a dict or a :class:`ResultsDocument`) as JSON, atomically."""
+    if isinstance(document, ResultsDocument):
+        document = document.to_dict()
     text = json.dumps(_clean(document), indent=2, allow_nan=False) + "\n"
     return write_text_atomic(path, text)
 
 
-def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
-    """Write so a reader sees the old file or the new one, never half of one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; results and reports are meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def read_results(path: str | os.PathLike) -> dict[str, Any]:
-    """Load a results file, checking it is one."""
+def read_results(path: str | os.PathLike) -> ResultsDocument:
+    """Load a results file of any known schema version, checking it is one."""
     from veilbench.errors import ConfigError
 
     path = Path(path)
     try:
         doc = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read results file {path}: {exc}") from exc
-    if not isinstance(doc, dict) or "schema_version" not in doc:
+    if not isinstance(doc, dict) or not isinstance(doc.get("schema_version"), int):
         raise ConfigError(f"{path} is not a veilbench results file (no schema_version)")
     if doc["schema_version"] > SCHEMA_VERSION:
         raise ConfigError(
             f"{path} has schema_version {doc['schema_version']}; this veilbench reads up to "
             f"{SCHEMA_VERSION}: upgrade veilbench"
         )
-    return doc
-
-
-def new_document(config: dict[str, Any], plugins: list[dict[str, Any]]) -> dict[str, Any]:
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "veilbench_version": veilbench.__version__,
-        "created_utc": utc_now(),
-        "environment": environment(),
-        "plugins": plugins,
-        "config": config,
-        "results": {},
-        "timings": {},
-        "warnings": [],
-        "problems": [],
-    }
+    try:
+        return ResultsDocument.from_dict(doc)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc

@@ -150,8 +150,8 @@ def craft_command(
     images_dir, models, output, protector, params, alignment, min_images, device, seed, quiet
 ):
     """Craft one person's veil from their photos."""
+    from veilbench.device import pick_device
     from veilbench.plugins import get_plugins
-    from veilbench.runner import pick_device
 
     plugins = get_plugins()
     entry = plugins.registries["protectors"].get(protector)

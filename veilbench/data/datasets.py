@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import tarfile
-import urllib.request
+import tempfile
+import zlib
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -26,8 +28,14 @@ from veilbench.weights import cache_dir
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 
-#: The official LFW archive (deep-funneled), for users with internet.
-LFW_URL = "http://vis-www.cs.umass.edu/lfw/lfw-deepfunneled.tgz"
+#: Where LFW deep-funneled is served, tried in order (the md5 below guards every one of them):
+#: the official site over https and http, and the Internet Archive's copy of the official file.
+#: ``$VEILBENCH_LFW_MIRRORS`` (space-separated URLs) is tried first.
+LFW_MIRRORS = (
+    "https://vis-www.cs.umass.edu/lfw/lfw-deepfunneled.tgz",
+    "http://vis-www.cs.umass.edu/lfw/lfw-deepfunneled.tgz",
+    "https://web.archive.org/web/2019id_/http://vis-www.cs.umass.edu/lfw/lfw-deepfunneled.tgz",
+)
 #: The archive's published MD5 (the checksum torchvision and TFDS pin; no sha256 is published).
 LFW_MD5 = "68331da3eb755a505a502b5aacb3c201"
 
@@ -113,35 +121,39 @@ def _find_lfw() -> Path:
     return archive
 
 
-def download_lfw(target: Path, timeout: float = 15.0) -> Path:
-    """Fetch the official LFW archive (needs internet)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staged = target.with_suffix(".part")
-    digest = hashlib.md5()
-    try:
-        with urllib.request.urlopen(LFW_URL, timeout=timeout) as r, open(staged, "wb") as f:
-            while block := r.read(1 << 20):
-                f.write(block)
-                digest.update(block)
-    except OSError as exc:
-        staged.unlink(missing_ok=True)
-        raise DataError(
-            f"could not download LFW from {LFW_URL} ({exc}); download lfw-deepfunneled.tgz "
-            f"yourself and pass --dataset PATH or set VEILBENCH_DATA"
-        ) from exc
-    if digest.hexdigest() != LFW_MD5:
-        staged.unlink(missing_ok=True)
-        raise DataError(f"LFW download is corrupt: md5 {digest.hexdigest()}, expected {LFW_MD5}")
-    os.replace(staged, target)
-    return target
+def lfw_mirrors() -> list[str]:
+    extra = os.environ.get("VEILBENCH_LFW_MIRRORS", "").split()
+    return extra + [u for u in LFW_MIRRORS if u not in extra]
+
+
+def download_lfw(target: Path, timeout: float = 30.0) -> Path:
+    """Fetch the LFW deep-funneled archive from the first mirror that serves the right bytes."""
+    from veilbench.data.download import download
+
+    return download(lfw_mirrors(), target, LFW_MD5, timeout=timeout)
 
 
 def _extract_lfw(archive: Path) -> Path:
+    """Unpack once into the cache (atomically: an interrupted unpack leaves nothing behind)."""
     out = cache_dir() / "lfw"
     top = out / archive.name.split(".")[0]
-    if not top.is_dir():
+    if top.is_dir():
+        return top
+    out.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=out, prefix=".extract-"))
+    try:
         with tarfile.open(archive) as t:
-            t.extractall(out, filter="data")
+            t.extractall(staging, filter="data")
+        unpacked = [p for p in staging.iterdir() if p.is_dir()]
+        if len(unpacked) != 1:
+            raise DataError(f"{archive} does not hold one top folder of <identity>/<image> files")
+        os.replace(unpacked[0], top)
+    except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
+        raise DataError(
+            f"{archive} is not a readable .tgz archive ({exc}); download it again"
+        ) from exc
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return top
 
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from veilbench.errors import DataError
+from veilbench.files import atomic_write
 
 #: Images with a side shorter than this hold too few pixels for a face crop.
 MIN_SIDE = 32
@@ -54,13 +54,6 @@ def save_png(path: str | os.PathLike, image: np.ndarray) -> Path:
             f"save_png({path.name}) needs an H x W x 3 uint8 array, got {image.dtype} "
             f"{image.shape}; convert with np.clip(x, 0, 255).round().astype(np.uint8)"
         )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            Image.fromarray(image).save(f, format="PNG")
-        os.replace(tmp, path)  # a reader sees the old file or the whole new one
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    with atomic_write(path) as f:  # a reader sees the old file or the whole new one
+        Image.fromarray(image).save(f, format="PNG")
     return path

@@ -94,14 +94,14 @@ def clean_rank1(
 @click.option("--device", default="auto", type=click.Choice(["auto", "cpu", "cuda"]))
 def rank1_command(models, dataset, alignment, min_images, enrol, distractors, max_probes, device):
     """Clean 1:N rank-1 of face models (one JSON line per model)."""
-    from veilbench.config import RunConfig
+    from veilbench.data.resolve import resolve_dataset
+    from veilbench.device import pick_device
     from veilbench.plugins import get_plugins
-    from veilbench.runner import pick_device, resolve_dataset
 
     plugins = get_plugins()
     dev = pick_device(device)
     space = FaceSpace()
-    ds, _ = resolve_dataset(RunConfig(dataset=dataset), plugins, lambda m: None, space)
+    ds = resolve_dataset(dataset, plugins.registries["datasets"], space).dataset
     if alignment:
         ds.alignment = alignment
     gallery, queries = clean_protocol(ds, min_images, enrol, distractors, max_probes)

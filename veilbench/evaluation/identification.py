@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from veilbench.data.faces import as_nchw
 from veilbench.models.base import FaceModel
 from veilbench.weights import cache_dir
 
@@ -64,13 +65,6 @@ def embed(
     if not out:
         return torch.zeros(0, model.card.embedding_size)
     return torch.cat(out)
-
-
-def as_nchw(images: torch.Tensor | np.ndarray) -> torch.Tensor:
-    """uint8/float N x S x S x 3 arrays or N x 3 x S x S tensors -> float N x 3 x S x S."""
-    if isinstance(images, np.ndarray):
-        return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float()
-    return images.float()
 
 
 class EmbeddingCache:

@@ -18,11 +18,11 @@ from typing import Any
 import jinja2
 
 from veilbench.report.charts import PALETTE, Series, heat_style, line_chart, number
-from veilbench.results import write_text_atomic
+from veilbench.results import Results, ResultsDocument, write_text_atomic
 
 TEMPLATES = Path(__file__).with_name("templates")
 
-SUBSETS = {
+SUBSETS = {  # the results' subsets, described for readers
     "craft": "crafting photos (the veil was optimised on these)",
     "held_out": "held-out photos of the same people (never seen while crafting)",
 }
@@ -63,14 +63,16 @@ def environment(extra_dirs: list[Path] | None = None) -> jinja2.Environment:
     return env
 
 
-def render_html(doc: dict[str, Any], extra_dirs: list[Path] | None = None) -> str:
-    """The report page for a results document."""
+def render_html(doc: ResultsDocument | dict[str, Any], extra_dirs: list[Path] | None = None) -> str:
+    """The report page for a results document (a dict is read through the contract first)."""
+    if not isinstance(doc, ResultsDocument):
+        doc = ResultsDocument.from_dict(doc)
     template = environment(extra_dirs).get_template("report.html")
     return template.render(doc=doc, view=build_view(doc))
 
 
 def render_report(
-    doc: dict[str, Any], path: str | Path, extra_dirs: list[Path] | None = None
+    doc: ResultsDocument | dict[str, Any], path: str | Path, extra_dirs: list[Path] | None = None
 ) -> Path:
     """Write the report page atomically to ``path``."""
     return write_text_atomic(path, render_html(doc, extra_dirs))
@@ -80,7 +82,7 @@ def render_report(
 
 
 def _dict(value: Any) -> dict[str, Any]:
-    """``value`` when it is a dict, else an empty one (documents may be partial)."""
+    """``value`` when it is a dict, else an empty one (provenance sections are open dicts)."""
     return value if isinstance(value, dict) else {}
 
 
@@ -90,67 +92,61 @@ def _list(value: Any) -> list[Any]:
 
 
 def _pick(value: Any, keys: str) -> dict[str, Any]:
-    """Exactly ``keys`` (space-separated) from a possibly partial dict, missing ones as None."""
+    """Exactly ``keys`` (space-separated) from a provenance dict, missing ones as None."""
     d = _dict(value)
     return {k: d.get(k) for k in keys.split()}
 
 
 def _mean(values: Iterable[float | None]) -> float | None:
     """Mean of the known values; None when there are none."""
-    known = [v for v in values if v is not None]
+    known = [v for v in (number(x) for x in values) if v is not None]
     return sum(known) / len(known) if known else None
 
 
-def members(surrogate: str) -> set[str]:
-    """The models that crafted a veil: one name, or an ensemble written ``a+b``."""
-    return set(surrogate.split("+"))
-
-
-def build_view(doc: dict[str, Any]) -> dict[str, Any]:
-    """Everything the templates show, derived from ``doc`` with every section present."""
-    results = _dict(doc.get("results"))
-    msr = {str(s): _dict(row) for s, row in _dict(results.get("msr")).items()}
-    targets = list(_dict(doc.get("models")))
-    for row in msr.values():  # a target may appear in the results without a model card
-        targets += [t for t in row if t not in targets]
-    config = _dict(doc.get("config"))
-    dataset = _dict(doc.get("dataset"))
-    split = _dict(doc.get("split"))
+def build_view(doc: ResultsDocument) -> dict[str, Any]:
+    """Everything the templates show, derived from the typed document, every section present."""
+    results = doc.results
+    targets = list(doc.models)
+    targets += [t for t in results.targets if t not in targets]
+    config = doc.config
+    split = doc.split
     probes = _list(split.get("probes"))
-    image_metrics = _dict(results.get("image_metrics"))
     return {
         "protector": config.get("protector"),
         "models": _models(doc),
         "targets": targets,
-        "dataset": _pick(dataset, "name images identities alignment synthetic description"),
-        "synthetic": bool(dataset.get("synthetic")),
+        "dataset": _pick(doc.dataset, "name images identities alignment synthetic description"),
+        "synthetic": bool(doc.dataset.get("synthetic")),
+        "profile": config.get("profile_applied"),
         "identities": len(probes) if probes else None,
         "distractors": split.get("distractor_images"),
-        "warnings": [str(w) for w in _list(doc.get("warnings"))],
-        "verdict": _verdict(msr, image_metrics),
-        "msr_tables": [_msr_table(msr, targets, results, subset) for subset in SUBSETS],
-        "image_metrics": _image_metrics(image_metrics),
+        "warnings": [str(w) for w in doc.warnings],
+        "verdict": _verdict(results),
+        "msr_tables": [_msr_table(results, targets, subset) for subset in SUBSETS],
+        "image_metrics": _image_metrics(results),
         "reference": PAPER_REFERENCE,
-        "charts": _charts(_dict(results.get("robustness")), targets),
+        "charts": _charts(results, targets),
         "robustness_on": config.get("robustness_on"),
-        "impersonation": _impersonation(_dict(results.get("impersonation")), targets),
-        "samples": _samples(_dict(results.get("samples"))),
-        "cost": _cost(_dict(doc.get("timings"))),
-        "environment": _dict(doc.get("environment")),
-        "machine": _pick(doc.get("environment"), "device cpu_count torch_threads"),
+        "impersonation": _impersonation(results, targets),
+        "samples": _samples(results),
+        "cost": _cost(results, doc.timings),
+        "environment": doc.environment,
+        "machine": _pick(doc.environment, "device cpu_count torch_threads"),
         "device_resolved": config.get("device_resolved"),
         "config": config,
         "seeds": _seeds(config),
-        "plugins": [
-            _pick(p, "name package version builtin status error") for p in _list(doc.get("plugins"))
-        ],
-        "skipped_models": [_pick(s, "model reason") for s in _list(doc.get("skipped_models"))],
-        "problems": [_problem(_dict(p)) for p in _list(doc.get("problems"))],
-        "meta": {k: doc.get(k) for k in ("veilbench_version", "schema_version", "created_utc")},
+        "plugins": [_pick(p, "name package version builtin status error") for p in doc.plugins],
+        "skipped_models": [_pick(s, "model reason") for s in doc.skipped_models],
+        "problems": [_problem(_dict(p)) for p in doc.problems],
+        "meta": {
+            "veilbench_version": doc.veilbench_version,
+            "schema_version": doc.schema_version,
+            "created_utc": doc.created_utc,
+        },
     }
 
 
-def _models(doc: dict[str, Any]) -> list[dict[str, Any]]:
+def _models(doc: ResultsDocument) -> list[dict[str, Any]]:
     """The model cards, one complete dict per loaded model."""
     return [
         {
@@ -161,28 +157,21 @@ def _models(doc: dict[str, Any]) -> list[dict[str, Any]]:
             "licence": card.get("licence"),
             "weights": [_pick(w, "name sha256") for w in _list(card.get("weights"))],
         }
-        for name, card in ((n, _dict(c)) for n, c in _dict(doc.get("models")).items())
+        for name, card in ((n, _dict(c)) for n, c in doc.models.items())
     ]
 
 
-def _cell(msr: dict[str, dict[str, Any]], s: str, t: str, subset: str) -> dict[str, Any]:
-    """One msr entry (msr, rank1_protected, rank1_clean, n), empty when absent."""
-    return _dict(_dict(msr.get(s, {}).get(t)).get(subset))
+def _verdict(results: Results) -> list[dict]:
+    """The headline numbers, from the privacy summary (derived in one place: the contract)."""
+    privacy = [rates["held_out"] for rates in results.privacy().values()]
+    white = [r.service_msr for r in privacy if r.service_msr is not None]
+    black = [r.attacker_msr for r in privacy if r.attacker_msr is not None]
+    metrics = [s.image_metrics for s in results.surrogates.values()]
 
+    def quality(kind: str, key: str) -> float | None:
+        return _mean(getattr(getattr(m, kind), key) for m in metrics if getattr(m, kind))
 
-def _verdict(msr: dict[str, dict[str, Any]], image_metrics: dict[str, Any]) -> list[dict]:
-    """The headline numbers: means over surrogate/target pairs and over surrogates."""
-    white: list[float] = []
-    black: list[float] = []
-    for s, row in msr.items():
-        for t in row:
-            value = number(_cell(msr, s, t, "held_out").get("msr"))
-            if value is not None:
-                (white if t in members(s) else black).append(value)
-
-    def metric(kind: str, key: str) -> float | None:
-        return _mean([number(_dict(_dict(m).get(kind)).get(key)) for m in image_metrics.values()])
-
+    recovered = quality("recovered", "ssim")
     return [
         {
             "label": "White-box MSR, held-out",
@@ -200,76 +189,66 @@ def _verdict(msr: dict[str, dict[str, Any]], image_metrics: dict[str, Any]) -> l
         },
         {
             "label": "Protected SSIM",
-            "value": metric("protected", "ssim"),
+            "value": quality("protected", "ssim"),
             "pairs": None,
             "note": "lower = less of the face visible (paper 0.011–0.012)",
         },
         {
             "label": "Protected LPIPS",
-            "value": metric("protected", "lpips"),
+            "value": quality("protected", "lpips"),
             "pairs": None,
             "note": "higher = looks less like the original (paper 1.247–1.287)",
         },
         {
             "label": "Recovered SSIM",
-            "value": metric("recovered", "ssim"),
+            "value": recovered,
             "pairs": None,
-            "note": "higher = better recovery with the veil (paper 0.868–0.869)",
+            "note": "higher = better recovery with the veil (paper 0.868–0.869)"
+            if any(m.recovered for m in metrics) or not metrics
+            else "no recovery: this protector cannot be undone",
         },
     ]
 
 
-def _msr_table(
-    msr: dict[str, dict[str, Any]], targets: list[str], results: dict[str, Any], subset: str
-) -> dict[str, Any]:
+def _msr_table(results: Results, targets: list[str], subset: str) -> dict[str, Any]:
     """One heatmap: a row per surrogate, a cell per target, and the clean rank-1 footer."""
     rows = []
-    for s in msr:
+    for key, s in results.surrogates.items():
         cells = []
         for t in targets:
-            entry = _cell(msr, s, t, subset)
-            value = number(entry.get("msr"))
+            cell = s.msr.get(t, {}).get(subset)
+            value = number(cell.msr) if cell else None
             cells.append(
                 {
                     "target": t,
                     "value": value,
                     "style": heat_style(value),
-                    "white_box": t in members(s),
-                    "rank1": number(entry.get("rank1_protected")),
-                    "n": entry.get("n"),
+                    "white_box": s.white_box(t),
+                    "rank1": number(cell.rank1_protected) if cell else None,
+                    "n": cell.n if cell else None,
                 }
             )
-        rows.append({"surrogate": s, "cells": cells})
-    clean = _dict(results.get("clean"))
-    clean_row = []
-    for t in targets:
-        value = number(_dict(clean.get(t)).get(subset))
-        if value is None:  # older documents: the clean rank-1 sits in every msr entry
-            value = next(
-                (
-                    number(_cell(msr, s, t, subset).get("rank1_clean"))
-                    for s in msr
-                    if number(_cell(msr, s, t, subset).get("rank1_clean")) is not None
-                ),
-                None,
-            )
-        clean_row.append({"target": t, "value": value})
+        rows.append({"surrogate": key, "cells": cells})
+    clean_row = [
+        {"target": t, "value": number(results.clean.get(t, {}).get(subset))} for t in targets
+    ]
     return {"subset": subset, "caption": SUBSETS[subset], "rows": rows, "clean": clean_row}
 
 
-def _image_metrics(image_metrics: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+def _image_metrics(results: Results) -> dict[str, list[dict[str, Any]]]:
     """SSIM/LPIPS/PSNR rows per surrogate, for protected and for recovered images."""
-    return {
-        kind: [
-            {
-                "surrogate": s,
-                **{k: number(_dict(_dict(m).get(kind)).get(k)) for k in ("ssim", "lpips", "psnr")},
-                "n": _dict(_dict(m).get(kind)).get("n"),
-            }
-            for s, m in image_metrics.items()
-        ]
-        for kind in ("protected", "recovered")
-    }
+    view: dict[str, list[dict[str, Any]]] = {"protected": [], "recovered": []}
+    for key, s in results.surrogates.items():
+        for kind in view:
+            q = getattr(s.image_metrics, kind)
+            view[kind].append(
+                {
+                    "surrogate": key,
+                    **{k: number(getattr(q, k)) if q else None for k in ("ssim", "lpips", "psnr")},
+                    "n": q.n if q else None,
+                }
+            )
+    return view
 
 
 _LINE_KEY = (
@@ -278,16 +257,15 @@ _LINE_KEY = (
 )
 
 
-def _charts(robustness: dict[str, Any], targets: list[str]) -> list[dict[str, Any]]:
+def _charts(results: Results, targets: list[str]) -> list[dict[str, Any]]:
     """One SVG per (surrogate, attack): MSR per target (solid) and the clean baseline (dashed)."""
     charts = []
-    for s, attacks in robustness.items():
-        for attack, curves in _dict(attacks).items():
-            curves = _dict(curves)
-            strengths = [number(x) for x in _list(curves.get("strengths"))]
+    for s, surrogate in results.surrogates.items():
+        for attack, curves in surrogate.robustness.items():
+            strengths = [number(x) for x in curves.strengths]
             keep = [i for i, x in enumerate(strengths) if x is not None]
             xs = [strengths[i] for i in keep]
-            protected, clean = _dict(curves.get("protected")), _dict(curves.get("clean"))
+            protected, clean = curves.protected, curves.clean
             names = [t for t in targets if t in protected or t in clean]
             names += [t for t in [*protected, *clean] if t not in names]
             series, rows = [], []
@@ -298,7 +276,7 @@ def _charts(robustness: dict[str, Any], targets: list[str]) -> list[dict[str, An
                         continue
                     raw = _list(curve[t])
                     values = [number(raw[j]) if j < len(raw) else None for j in keep]
-                    label = f"{t}{' (white-box)' if t in members(s) else ''}"
+                    label = f"{t}{' (white-box)' if surrogate.white_box(t) else ''}"
                     # the clean line shares its target's colour, so one legend entry covers both
                     series.append(
                         Series(
@@ -310,7 +288,7 @@ def _charts(robustness: dict[str, Any], targets: list[str]) -> list[dict[str, An
                         )
                     )
                     rows.append({"target": t, "kind": kind, "points": values})
-            parameter = str(curves.get("parameter") or "strength")
+            parameter = curves.parameter or "strength"
             svg = (
                 line_chart(
                     xs,
@@ -337,44 +315,42 @@ def _charts(robustness: dict[str, Any], targets: list[str]) -> list[dict[str, An
     return charts
 
 
-def _impersonation(rates: dict[str, Any], targets: list[str]) -> dict[str, Any]:
+def _impersonation(results: Results, targets: list[str]) -> dict[str, Any]:
     """The impersonation rate matrix, white-box cells flagged."""
     rows = [
         {
-            "surrogate": s,
+            "surrogate": key,
             "cells": [
                 {
                     "target": t,
-                    "value": number(_dict(row).get(t)),
-                    "white_box": t in members(s),
-                    "style": heat_style(_dict(row).get(t)),
+                    "value": number(s.impersonation.get(t)),
+                    "white_box": s.white_box(t),
+                    "style": heat_style(s.impersonation.get(t)),
                 }
                 for t in targets
             ],
         }
-        for s, row in rates.items()
-        if _dict(row)
+        for key, s in results.surrogates.items()
+        if s.impersonation
     ]
     return {"targets": targets, "rows": rows}
 
 
-def _samples(samples: dict[str, Any]) -> list[dict[str, Any]]:
-    """Per identity, one row of images per surrogate (the same face under different veils)."""
+#: The images a sample row may show, in order (never the veil: it is the secret).
+SAMPLE_IMAGES = (("original", "original"), ("protected", "protected"), ("recovered", "recovered"))
+
+
+def _samples(results: Results) -> list[dict[str, Any]]:
+    """Per identity, one row of images per surrogate (the same person under different veils)."""
     people: dict[str, list[dict[str, Any]]] = {}
-    for s, by_identity in samples.items():
-        for identity, images in _dict(by_identity).items():
-            images = _dict(images)
+    for key, s in results.surrogates.items():
+        for identity, images in s.samples.items():
             people.setdefault(str(identity), []).append(
                 {
-                    "surrogate": s,
+                    "surrogate": key,
                     "images": [
-                        {"label": label, "uri": _safe_uri(images.get(key))}
-                        for key, label in (
-                            ("original", "original"),
-                            ("protected", "protected"),
-                            ("recovered", "recovered"),
-                            ("veil", "the veil"),
-                        )
+                        {"label": label, "uri": _safe_uri(images.get(name))}
+                        for name, label in SAMPLE_IMAGES
                     ],
                 }
             )
@@ -386,17 +362,19 @@ def _safe_uri(value: Any) -> str | None:
     return value if isinstance(value, str) and _DATA_URI.match(value) else None
 
 
-def _cost(timings: dict[str, Any]) -> dict[str, Any]:
+def _cost(results: Results, timings: dict[str, Any]) -> dict[str, Any]:
     """Crafting time per surrogate and the run's other stage timings."""
-    evaluate = _dict(timings.get("evaluate_s"))
     rows = [
         {
-            "surrogate": s,
-            **{k: number(_dict(c).get(k)) for k in ("total", "per_veil", "per_image")},
-            "veils": _dict(c).get("veils"),
-            "evaluate": number(evaluate.get(s)),
+            "surrogate": key,
+            **{
+                k: number(getattr(s.craft_timing, k)) if s.craft_timing else None
+                for k in ("total", "per_veil", "per_image")
+            },
+            "veils": s.craft_timing.veils if s.craft_timing else None,
+            "evaluate": number(s.evaluate_s),
         }
-        for s, c in _dict(timings.get("craft_s")).items()
+        for key, s in results.surrogates.items()
     ]
     stages = [
         (label, number(timings.get(key)))

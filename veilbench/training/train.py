@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import random
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -29,7 +28,9 @@ from torch import nn
 
 import veilbench
 from veilbench.data.datasets import image_folder, prepare
+from veilbench.device import pick_device
 from veilbench.errors import ConfigError, DataError, NumericalError
+from veilbench.files import atomic_write
 from veilbench.models.base import FaceModel, FaceSpace
 from veilbench.models.checkpoints import (
     ARCHITECTURES,
@@ -121,27 +122,9 @@ def rank1(embeddings: torch.Tensor, labels: torch.Tensor) -> tuple[float, int]:
 
 
 def _save_atomic(obj: dict, out: Path) -> None:
-    """torch.save to a temp file beside ``out``, then rename: never a partial checkpoint."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-        os.replace(tmp, out)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
-def resolve_device(device: str) -> torch.device:
-    """``auto`` -> cuda when available, else cpu; ``cpu``/``cuda`` as given."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device 'cuda' asked for but torch sees no GPU; use --device cpu")
-    if device not in ("cpu", "cuda"):
-        raise ConfigError(f"unknown device {device!r}; use auto, cpu or cuda")
-    return torch.device(device)
+    """torch.save through the atomic writer: never a partial checkpoint."""
+    with atomic_write(out) as f:
+        torch.save(obj, f)
 
 
 def train(
@@ -176,7 +159,7 @@ def train(
             "gallery photo and a query)"
         )
     log = log or (lambda _msg: None)
-    dev = resolve_device(device)
+    dev = pick_device(device)
     torch.manual_seed(seed)
     started = time.time()
 

@@ -1,0 +1,254 @@
+"""Evaluating protected photos: MSR, image quality, robustness, impersonation.
+
+The inputs are a run's prepared photos (:class:`~veilbench.data.faces.EvalData`), its target
+models with their clean galleries (:class:`Targets`) and one surrogate set's protected photos
+(:class:`~veilbench.protectors.apply.ProtectedFaces` per identity); the outputs are the typed
+records of :mod:`veilbench.results`.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from veilbench.data.faces import EvalData
+from veilbench.evaluation.identification import EmbeddingCache, Gallery, embed, msr, rank1
+from veilbench.models.base import FaceModel
+from veilbench.protectors.apply import ProtectedFaces, quantise
+from veilbench.registry import Entry
+from veilbench.results import (
+    SUBSETS,
+    ImageMetrics,
+    ImageQuality,
+    MsrCell,
+    RobustnessCurve,
+)
+
+Protected = dict[str, ProtectedFaces]
+
+
+@dataclass
+class TargetState:
+    """One target model's gallery and its clean answers for every probe photo."""
+
+    gallery: Gallery
+    clean_top1: dict[str, dict[str, np.ndarray]]  # identity -> subset -> top-1 identities
+    embedded: int  # gallery embeddings computed (not read from the cache)
+
+
+@dataclass
+class Targets:
+    """The models protected photos are tested against, each with its clean gallery."""
+
+    models: dict[str, FaceModel]
+    states: dict[str, TargetState]
+    batch_size: int
+    device: torch.device
+
+    def top1(self, target: str, images: torch.Tensor) -> np.ndarray:
+        """The target's answer (top-1 gallery identity) for each image, as saved (quantised)."""
+        emb = embed(
+            self.models[target],
+            quantise(images),
+            batch_size=self.batch_size,
+            device=self.device,
+        )
+        return self.states[target].gallery.top1(emb)
+
+    def clean(self, target: str, identity: str, subset: str) -> np.ndarray:
+        return self.states[target].clean_top1[identity][subset]
+
+
+def evaluate_clean(
+    models: dict[str, FaceModel],
+    data: EvalData,
+    *,
+    batch_size: int,
+    device: torch.device,
+    log: Callable[[str], None] = lambda message: None,
+) -> Targets:
+    """Embed every gallery (cached by content hash) and the clean probe photos."""
+    states = {}
+    for name, model in models.items():
+        cache = EmbeddingCache(model)
+        kw: dict[str, Any] = {"batch_size": batch_size, "device": device}
+        t0 = time.perf_counter()
+        emb, computed = cache.get_or_compute(model, data.gallery.hashes, data.gallery.crops, **kw)
+        log(
+            f"gallery embeddings for {name}: {len(emb)} ({computed} computed, "
+            f"{len(emb) - computed} cached) in {time.perf_counter() - t0:.1f}s"
+        )
+        gallery = Gallery(emb, data.gallery.identities)
+        clean: dict[str, dict[str, np.ndarray]] = {}
+        for probe in data.probes:
+            clean[probe.identity] = {}
+            for subset in SUBSETS:
+                faces = probe.subset(subset)
+                q, _ = cache.get_or_compute(model, faces.hashes, faces.crops, **kw)
+                clean[probe.identity][subset] = gallery.top1(q)
+        states[name] = TargetState(gallery, clean, computed)
+    return Targets(models, states, batch_size, device)
+
+
+def clean_rank1(targets: Targets, data: EvalData) -> dict[str, dict[str, float | None]]:
+    """Each target's rank-1 on the clean probe photos (its own accuracy on this split)."""
+    return {
+        t: {
+            subset: rank1(
+                np.concatenate([targets.clean(t, p.identity, subset) for p in data.probes]),
+                [p.identity for p in data.probes for _ in p.subset(subset).identities],
+            )
+            for subset in SUBSETS
+        }
+        for t in targets.models
+    }
+
+
+def evaluate_msr(targets: Targets, data: EvalData, protected: Protected) -> dict:
+    """target -> subset -> :class:`MsrCell` for one surrogate set's protected photos."""
+    table: dict[str, dict[str, MsrCell]] = {}
+    for target in targets.models:
+        table[target] = {}
+        for subset in SUBSETS:
+            answers = [
+                targets.top1(target, protected[p.identity].subset(subset)) for p in data.probes
+            ]
+            clean = [targets.clean(target, p.identity, subset) for p in data.probes]
+            truth = [p.identity for p, a in zip(data.probes, answers, strict=True) for _ in a]
+            tp, tc = np.concatenate(answers), np.concatenate(clean)
+            table[target][subset] = MsrCell(
+                msr=msr(tp, tc),
+                rank1_protected=rank1(tp, truth),
+                rank1_clean=rank1(tc, truth),
+                n=len(tp),
+            )
+    return table
+
+
+def image_quality(
+    original: torch.Tensor, other: torch.Tensor, device: torch.device
+) -> ImageQuality:
+    from veilbench.evaluation.image_metrics import psnr, ssim
+    from veilbench.evaluation.lpips_alex import lpips_distance
+
+    return ImageQuality(
+        ssim=float(ssim(original, other).mean()),
+        lpips=float(lpips_distance(original.to(device), other.to(device)).mean()),
+        psnr=float(psnr(original, other).clamp(max=100.0).mean()),
+        n=int(original.shape[0]),
+    )
+
+
+def evaluate_images(data: EvalData, protected: Protected, device: torch.device) -> ImageMetrics:
+    """Protected (crafting + held-out) and recovered (crafting) photos against the originals."""
+    originals = torch.cat([p.craft.tensor() for p in data.probes])
+    held = torch.cat([p.held_out.tensor() for p in data.probes])
+    prot = torch.cat(
+        [protected[p.identity].craft for p in data.probes]
+        + [protected[p.identity].held_out for p in data.probes]
+    )
+    recovered = [protected[p.identity].craft_recovered for p in data.probes]
+    return ImageMetrics(
+        protected=image_quality(torch.cat([originals, held]), prot, device),
+        recovered=None
+        if any(r is None for r in recovered)
+        else image_quality(originals, torch.cat(recovered), device),
+    )
+
+
+def evaluate_robustness(
+    targets: Targets,
+    data: EvalData,
+    protected: Protected,
+    attacks: list[Entry],
+    *,
+    sweeps: dict[str, list[float]],
+    subset: str = "held_out",
+    max_images: int | None = None,
+) -> dict[str, RobustnessCurve]:
+    """MSR per target per attack strength, and the same attack on clean photos (the baseline)."""
+    out: dict[str, RobustnessCurve] = {}
+    for entry in attacks:
+        sweep = [float(s) for s in sweeps.get(entry.name, entry.metadata.get("sweep", []))]
+        curve = RobustnessCurve(str(entry.metadata.get("parameter", "")), sweep, {}, {})
+        for target in targets.models:
+            prot_curve, clean_curve = [], []
+            for strength in sweep:
+                attack = entry.create(strength)
+                tp, ta, tc = [], [], []
+                for p in data.probes:
+                    faces = p.subset(subset)
+                    n = len(faces) if max_images is None else min(max_images, len(faces))
+                    images = protected[p.identity].subset(subset)[:n].to(targets.device)
+                    tp.append(targets.top1(target, attack(images)))
+                    clean_images = faces.tensor()[:n].to(targets.device)
+                    ta.append(targets.top1(target, attack(clean_images)))
+                    tc.append(targets.clean(target, p.identity, subset)[:n])
+                clean = np.concatenate(tc)
+                prot_curve.append(msr(np.concatenate(tp), clean))
+                clean_curve.append(msr(np.concatenate(ta), clean))
+            curve.protected[target] = prot_curve
+            curve.clean[target] = clean_curve
+        out[entry.name] = curve
+    return out
+
+
+def evaluate_impersonation(
+    targets: Targets, data: EvalData, protected: Protected, protector: Any
+) -> dict[str, float | None]:
+    """Person p's veil on OTHER probes' photos: how often each target then answers 'p'.
+
+    Beyond the paper: a high white-box rate means the veil is a token for p, so a leaked veil
+    lets anyone be recognised as p by that model. Per-image protectors have no such token.
+    """
+    if len(data.probes) < 2 or getattr(protector, "per_image", False):
+        return {}
+    rates: dict[str, float | None] = {}
+    for target in targets.models:
+        hits, total = 0, 0
+        for p in data.probes:
+            veil = protected[p.identity].veil
+            if veil is None:
+                continue
+            others = torch.cat([q.held_out.tensor()[:3] for q in data.probes if q is not p])
+            answers = targets.top1(target, protector.apply(veil, others))
+            hits += int((answers == p.identity).sum())
+            total += len(answers)
+        rates[target] = hits / total if total else None
+    return rates
+
+
+def thumbnail(image: torch.Tensor) -> str:
+    """A lossless PNG data URI of one canonical crop (for the report's image grid)."""
+    from PIL import Image
+
+    array = image.clamp(0, 255).round().byte().permute(1, 2, 0).cpu().numpy()
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, format="PNG", optimize=True)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def sample_images(data: EvalData, protected: Protected) -> dict[str, dict[str, str]]:
+    """Per identity: an original, a protected and a recovered photo, each of a DIFFERENT photo.
+
+    Never the veil, and never two versions of one photo: ``x' = a*x + (1-a)*veil`` gives the
+    veil back from any (original or recovered, protected) pair of the same photo, and with it
+    every photo that person protected. Identities with fewer photos show fewer images.
+    """
+    samples = {}
+    for p in data.probes:
+        prot = protected[p.identity]
+        images = {"original": thumbnail(p.craft.tensor()[0])}
+        if len(p.craft) > 1:
+            images["protected"] = thumbnail(prot.craft[1])
+        if prot.craft_recovered is not None and len(p.craft) > 2:
+            images["recovered"] = thumbnail(prot.craft_recovered[2])
+        samples[p.identity] = images
+    return samples

@@ -1,0 +1,70 @@
+"""The protect stage of a run: craft every probe's veil (resumably) and protect its photos."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from veilbench.data.faces import EvalData
+from veilbench.models.base import FaceModel
+
+
+def quantise(images: torch.Tensor) -> torch.Tensor:
+    """What a PNG on disk holds: rounded to integers in [0, 255]."""
+    return images.clamp(0, 255).round()
+
+
+@dataclass
+class ProtectedFaces:
+    """One probe's photos after protection (as they would be saved: quantised)."""
+
+    craft: torch.Tensor
+    held_out: torch.Tensor
+    craft_recovered: torch.Tensor | None  # None: the protector cannot be undone
+    veil: Any  # the protector's secret (a Veil), None for protectors that store none
+
+    def subset(self, name: str) -> torch.Tensor:
+        return self.craft if name == "craft" else self.held_out
+
+
+def craft_and_protect(
+    protector: Any,
+    surrogates: list[FaceModel],
+    data: EvalData,
+    *,
+    device: torch.device,
+    seed: int,
+    veil_dir: Path,
+    progress: bool = False,
+) -> dict[str, ProtectedFaces]:
+    """Craft every probe's veil (finished veils in ``veil_dir`` are reused) and apply it."""
+    per_image = bool(getattr(protector, "per_image", False))
+    recoverable = bool(getattr(protector, "recoverable", True))
+    inputs = {}
+    for p in data.probes:
+        images = p.craft.tensor()
+        if per_image:  # one perturbation per photo: the held-out photos need crafting too
+            images = torch.cat([images, p.held_out.tensor()])
+        inputs[p.identity] = images
+    veils = protector.craft(
+        inputs, surrogates, device=device, seed=seed, out_dir=veil_dir, progress=progress
+    )
+    protected = {}
+    for p in data.probes:
+        veil = veils[p.identity]
+        n = len(p.craft)
+        if per_image:
+            both = quantise(protector.apply(veil, inputs[p.identity]).cpu())
+            craft, held = both[:n], both[n:]
+            recovered = protector.recover(veil, both).cpu()[:n] if recoverable else None
+        else:
+            craft = quantise(protector.apply(veil, p.craft.tensor()).cpu())
+            held = quantise(protector.apply(veil, p.held_out.tensor()).cpu())
+            recovered = protector.recover(veil, craft).cpu() if recoverable else None
+        protected[p.identity] = ProtectedFaces(
+            craft, held, None if recovered is None else quantise(recovered), veil
+        )
+    return protected
