@@ -15,6 +15,7 @@ from click.testing import CliRunner
 from tests.helpers import plugins_with_tiny_models
 from veilbench.cli import build_cli
 from veilbench.plugins import reset_plugins
+from veilbench.results import SCHEMA_VERSION, read_results
 
 
 @pytest.fixture
@@ -52,22 +53,26 @@ VEIL = ["--protector", "veil", "--param", "iterations=2"]
 def test_run_writes_results_and_report_and_resumes(tiny_plugins, tmp_path):
     out = tmp_path / "run"
     run_cli([*ARGS, *VEIL, "--out", str(out)])
-    doc = json.loads((out / "results.json").read_text())
-    assert doc["schema_version"] == 1 and doc["dataset"]["synthetic"]
-    assert any("synthetic" in w for w in doc["warnings"])
-    assert doc["config"]["protector_config"]["iterations"] == 2
-    assert doc["config"]["seed"] == 0 and doc["environment"]["torch"]
-    msr = doc["results"]["msr"]
-    assert set(msr) == {"tiny_random_a", "tiny_random_b"}
-    for row in msr.values():
-        assert set(row) == {"tiny_random_a", "tiny_random_b"}
+    doc = read_results(out / "results.json")
+    assert doc.schema_version == SCHEMA_VERSION and doc.dataset["synthetic"]
+    assert any("synthetic" in w for w in doc.warnings)
+    assert doc.config["protector_config"]["iterations"] == 2
+    assert doc.config["seed"] == 0 and doc.environment["torch"]
+    assert doc.config["profile_applied"] == "full"  # a dataset was named: no quick profile
+    surrogates = doc.results.surrogates
+    assert set(surrogates) == {"tiny_random_a", "tiny_random_b"}
+    for s in surrogates.values():
+        assert set(s.msr) == {"tiny_random_a", "tiny_random_b"}
         for subset in ("craft", "held_out"):
-            assert 0.0 <= row["tiny_random_a"][subset]["msr"] <= 1.0
-    curves = doc["results"]["robustness"]["tiny_random_a"]["gaussian"]
-    assert len(curves["protected"]["tiny_random_b"]) == len(curves["strengths"])
+            assert 0.0 <= s.msr["tiny_random_a"][subset].msr <= 1.0
+    curve = surrogates["tiny_random_a"].robustness["gaussian"]
+    assert len(curve.protected["tiny_random_b"]) == len(curve.strengths)
     assert (out / "report.html").read_text().count("msr-held_out") >= 1
-    assert doc["results"]["samples"]["tiny_random_a"]  # thumbnails on by default
-    assert len(doc["split"]["probes"]) == 2
+    assert surrogates["tiny_random_a"].samples  # thumbnails on by default
+    assert len(doc.split["probes"]) == 2
+    privacy = doc.results.privacy()["tiny_random_a"]["held_out"]
+    assert privacy.attacker_models == ["tiny_random_b"]
+    assert privacy.attacker_msr == surrogates["tiny_random_a"].msr["tiny_random_b"]["held_out"].msr
 
     veils = sorted((out / "veils").rglob("*.veil"))
     assert len(veils) == 4  # 2 surrogates x 2 identities
@@ -75,24 +80,64 @@ def test_run_writes_results_and_report_and_resumes(tiny_plugins, tmp_path):
     mtimes = [v.stat().st_mtime_ns for v in veils]
     run_cli([*ARGS, *VEIL, "--out", str(out)])
     assert [v.stat().st_mtime_ns for v in veils] == mtimes  # resumed, not crafted again
-    again = json.loads((out / "results.json").read_text())
-    assert again["timings"]["gallery_embeddings_computed"] == {
+    again = read_results(out / "results.json")
+    assert again.timings["gallery_embeddings_computed"] == {
         "tiny_random_a": 0,
         "tiny_random_b": 0,
     }
-    assert again["results"]["msr"] == doc["results"]["msr"]  # deterministic
+    assert [s.msr for s in again.results.surrogates.values()] == [
+        s.msr for s in surrogates.values()
+    ]  # deterministic
+
+
+def test_results_record_no_machine_paths(tiny_plugins, tmp_path, monkeypatch):
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    out = tmp_path / "elsewhere" / "run"  # outside the working folder
+    run_cli([*ARGS, "--protector", "none", "--out", str(out)])
+    text = (out / "results.json").read_text()
+    assert str(tmp_path) not in text, "an absolute machine path leaked into results.json"
+    doc = read_results(out / "results.json")
+    assert doc.config["out"] == ".../run"
+    assert len(doc.dataset["fingerprint"]) == 64
+    run_cli([*ARGS, "--protector", "none", "--out", "rel/run"])
+    assert read_results(work / "rel" / "run" / "results.json").config["out"] == "rel/run"
+
+
+def test_quick_profile_on_the_synthetic_fallback_only(tiny_plugins, tmp_path, monkeypatch):
+    """No dataset asked for or reachable: the quick profile, except where the user said."""
+    from veilbench.data import datasets
+
+    def no_lfw(*args, **kwargs):
+        raise datasets.DataError("no LFW here")
+
+    monkeypatch.setattr(datasets, "_find_lfw", no_lfw)
+    monkeypatch.delenv("VEILBENCH_DATA", raising=False)
+    out = tmp_path / "quick"
+    args = ["run", "--models", "tiny_random_a", "--param", "iterations=3", "--quiet"]
+    run_cli([*args, "--out", str(out)])
+    doc = read_results(out / "results.json")
+    assert doc.config["profile_applied"] == "quick"
+    assert doc.config["protocol"]["identities"] == 2
+    assert doc.config["protector_params"]["iterations"] == 3  # given: the profile keeps it
+    assert doc.config["attacks"] == "gaussian"
+    assert "gaussian" in doc.results.surrogates["tiny_random_a"].robustness
+    assert "Quick profile" in (out / "report.html").read_text()
+    run_cli([*args, "--profile", "full", "--identities", "3", "--out", str(tmp_path / "full")])
+    full = read_results(tmp_path / "full" / "results.json")
+    assert full.config["profile_applied"] == "full" and full.config["attacks"] is None
 
 
 def test_none_protector_is_a_perfect_clean_baseline(tiny_plugins, tmp_path):
     out = tmp_path / "none"
     run_cli([*ARGS, "--protector", "none", "--out", str(out)])
-    doc = json.loads((out / "results.json").read_text())
-    for row in doc["results"]["msr"].values():
-        for cell in row.values():
-            assert cell["held_out"]["msr"] == 1.0
-    assert doc["results"]["image_metrics"]["tiny_random_a"]["protected"]["ssim"] == pytest.approx(
-        1.0
-    )
+    doc = read_results(out / "results.json")
+    for s in doc.results.surrogates.values():
+        for cells in s.msr.values():
+            assert cells["held_out"].msr == 1.0
+    protected = doc.results.surrogates["tiny_random_a"].image_metrics.protected
+    assert protected.ssim == pytest.approx(1.0)
 
 
 def test_report_rerenders_from_json_alone(tiny_plugins, tmp_path):
@@ -133,15 +178,9 @@ def test_example_plugin_is_listed_and_usable(tiny_plugins, tmp_path):
             str(out),
         ]
     )
-    doc = json.loads((out / "results.json").read_text())
-    assert doc["results"]["robustness"]["tiny_random_a"]["posterize"]["strengths"] == [
-        8,
-        5,
-        3,
-        2,
-        1,
-    ]
-    assert doc["results"]["image_metrics"]["tiny_random_a"]["protected"]["ssim"] < 0.9
+    result = read_results(out / "results.json").results.surrogates["tiny_random_a"]
+    assert result.robustness["posterize"].strengths == [8, 5, 3, 2, 1]
+    assert result.image_metrics.protected.ssim < 0.9
 
 
 def test_samples_off_keeps_photos_out_of_results_and_report(tiny_plugins, tmp_path):
@@ -150,6 +189,6 @@ def test_samples_off_keeps_photos_out_of_results_and_report(tiny_plugins, tmp_pa
     config.write_text("[run]\nsamples = false\n")
     run_cli([*ARGS, *VEIL, "--config", str(config), "--out", str(out)])
     text = (out / "results.json").read_text()
-    assert json.loads(text)["results"]["samples"] == {}
+    assert all(not s["samples"] for s in json.loads(text)["results"]["surrogates"].values())
     assert "data:image/png" not in text
     assert "No sample images in this document." in (out / "report.html").read_text()

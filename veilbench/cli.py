@@ -142,9 +142,8 @@ def run_command(
         flags["protector_params"] = {**values.get("protector_params", {}), **parse_params(params)}
     if quiet:
         flags["progress"] = False
+    flags["profile"] = profile
     config = build_config(values, flags)
-    if profile:
-        flags["profile"] = profile
     ckpts = dict(_split_pair(c) for c in checkpoints)
     doc = run(config, checkpoints=ckpts)
     _print_summary(doc)
