@@ -1,3 +1,5 @@
+"""``veilbench compare``: each metric judged in its own direction (privacy is not utility)."""
+
 from __future__ import annotations
 
 import copy
@@ -9,50 +11,146 @@ from click.testing import CliRunner
 from veilbench.cli import build_cli
 from veilbench.compare import compare, parse_tolerance
 from veilbench.errors import ConfigError
+from veilbench.results import (
+    CraftTiming,
+    ImageMetrics,
+    ImageQuality,
+    MsrCell,
+    Results,
+    ResultsDocument,
+    SurrogateResults,
+    upgrade,
+)
+
+MODELS = ("sface", "facenet", "dlib_resnet")
 
 
-def doc(msr=1.0, ssim=0.01, lpips=1.2):
-    return {
-        "schema_version": 1,
-        "results": {
-            "msr": {"sface": {"sface": {"held_out": {"msr": msr, "rank1_protected": msr}}}},
-            "image_metrics": {
-                "sface": {
-                    "protected": {"ssim": ssim, "lpips": lpips},
-                    "recovered": {"ssim": 0.99, "lpips": 0.01},
-                }
+def three_models(white: float = 1.0, black: float = 0.1, ssim: float = 0.01) -> ResultsDocument:
+    """A 3-model document built through the contract: every model crafts, every model tests."""
+
+    def cell(value: float) -> dict[str, MsrCell]:
+        return {s: MsrCell(value, value, 0.99, 20) for s in ("craft", "held_out")}
+
+    return ResultsDocument(
+        results=Results(
+            clean={t: {"craft": 0.99, "held_out": 0.99} for t in MODELS},
+            surrogates={
+                s: SurrogateResults(
+                    surrogates=[s],
+                    msr={t: cell(white if t == s else black) for t in MODELS},
+                    image_metrics=ImageMetrics(
+                        protected=ImageQuality(ssim, 1.3, 7.0, 40),
+                        recovered=ImageQuality(0.99, 0.01, 45.0, 20),
+                    ),
+                    impersonation={t: 0.5 for t in MODELS},
+                    craft_timing=CraftTiming(100.0, 20.0, 2.0, 5),
+                )
+                for s in MODELS
             },
-        },
-    }
+        )
+    )
 
 
-def test_within_tolerance_is_ok_and_worse_is_a_regression():
-    tol = parse_tolerance("msr=0.02,ssim=0.01,lpips=0.02")
-    assert not compare(doc(), doc(msr=0.99), tol).regressions
-    bad = compare(doc(), doc(msr=0.9, ssim=0.05), tol).regressions
-    assert {r.metric.split("/")[0] for r in bad} == {"msr", "rank1", "ssim"}
-    assert not compare(doc(), doc(lpips=1.5), tol).regressions  # better is fine
+def statuses(base: ResultsDocument, new: ResultsDocument, **tol) -> dict[str, str]:
+    tolerance = parse_tolerance(",".join(f"{k}={v}" for k, v in tol.items()))
+    return {r.metric: r.status for r in compare(base, new, tolerance).rows}
+
+
+def test_black_box_msr_up_is_a_privacy_regression():
+    rows = statuses(three_models(black=0.1), three_models(black=0.2))
+    assert rows["msr/sface->facenet/held_out"] == "REGRESSION"  # attacker recognises more
+    assert rows["msr/sface->sface/held_out"] == "ok"
+    assert compare(three_models(black=0.1), three_models(black=0.2)).regressions
+
+
+def test_black_box_msr_down_is_a_privacy_gain():
+    result = compare(three_models(black=0.3), three_models(black=0.2))
+    assert not result.regressions
+    assert {r.metric for r in result.improvements} >= {"msr/facenet->dlib_resnet/held_out"}
+
+
+def test_white_box_msr_down_is_a_utility_regression():
+    rows = statuses(three_models(white=1.0), three_models(white=0.9))
+    assert rows["msr/facenet->facenet/craft"] == "REGRESSION"
+    assert rows["msr/facenet->sface/craft"] == "ok"
+
+
+def test_tolerance_and_image_metric_directions():
+    assert not compare(three_models(), three_models(white=0.99)).regressions  # within 0.02
+    assert compare(three_models(ssim=0.01), three_models(ssim=0.05)).regressions  # more visible
+    assert not compare(three_models(ssim=0.05), three_models(ssim=0.01)).regressions
+    assert not compare(
+        three_models(white=0.9), three_models(white=0.95), parse_tolerance("msr=0.1")
+    ).regressions
+
+
+def test_time_is_relative_and_loose():
+    slow = copy.deepcopy(three_models())
+    for s in slow.results.surrogates.values():
+        s.craft_timing.per_veil = 35.0  # 1.75x slower: within the default 1.0 (2x)
+    assert not compare(three_models(), slow).regressions
+    assert compare(three_models(), slow, parse_tolerance("time=0.5")).regressions
 
 
 def test_missing_metric_counts_as_regression():
-    new = copy.deepcopy(doc())
-    del new["results"]["image_metrics"]
-    assert compare(doc(), new, parse_tolerance("")).regressions
+    new = three_models()
+    del new.results.surrogates["dlib_resnet"]
+    bad = compare(three_models(), new).regressions
+    assert bad and {r.status for r in bad} == {"missing"}
+
+
+def test_schema_1_documents_compare_after_upgrade():
+    v2 = three_models().to_dict()
+    v1 = {  # how schema 1 laid the same numbers out
+        **v2,
+        "schema_version": 1,
+        "results": {
+            "clean": v2["results"]["clean"],
+            "msr": {k: s["msr"] for k, s in v2["results"]["surrogates"].items()},
+            "image_metrics": {
+                k: s["image_metrics"] for k, s in v2["results"]["surrogates"].items()
+            },
+            "impersonation": {
+                k: s["impersonation"] for k, s in v2["results"]["surrogates"].items()
+            },
+            "robustness": {},
+            "samples": {},
+            "per_identity": {},
+            "privacy": {},
+        },
+        "timings": {
+            "craft_s": {k: s["craft_timing"] for k, s in v2["results"]["surrogates"].items()}
+        },
+    }
+    assert (
+        upgrade(v1)["results"]["surrogates"]["sface"]["msr"]
+        == v2["results"]["surrogates"]["sface"]["msr"]
+    )
+    old = ResultsDocument.from_dict(v1)
+    assert not compare(old, three_models()).regressions
+    assert compare(old, three_models(black=0.3)).regressions
 
 
 def test_bad_tolerance():
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError, match="unknown tolerance"):
         parse_tolerance("foo=1")
+    with pytest.raises(ConfigError):
+        parse_tolerance("msr=-1")
 
 
-def test_cli_exit_codes_and_markdown(tmp_path):
-    base, same, worse = (tmp_path / n for n in ("a.json", "b.json", "c.json"))
-    base.write_text(json.dumps(doc()))
-    same.write_text(json.dumps(doc()))
-    worse.write_text(json.dumps(doc(msr=0.5)))
+def test_cli_exit_codes_table_and_markdown(tmp_path):
+    base, same, leakier, private = (tmp_path / f"{n}.json" for n in "abcd")
+    base.write_text(json.dumps(three_models().to_dict()))
+    same.write_text(json.dumps(three_models().to_dict()))
+    leakier.write_text(json.dumps(three_models(black=0.3).to_dict()))
+    private.write_text(json.dumps(three_models(black=0.0).to_dict()))
     cli = build_cli()
-    assert CliRunner().invoke(cli, ["compare", str(base), str(same)]).exit_code == 0
+    runner = CliRunner()
+    assert runner.invoke(cli, ["compare", str(base), str(same)]).exit_code == 0
+    gain = runner.invoke(cli, ["compare", str(base), str(private)])
+    assert gain.exit_code == 0 and "better" in gain.output and "lower" in gain.output
     md = tmp_path / "summary.md"
-    result = CliRunner().invoke(cli, ["compare", str(base), str(worse), "--markdown", str(md)])
+    result = runner.invoke(cli, ["compare", str(base), str(leakier), "--markdown", str(md)])
     assert result.exit_code == 1 and "REGRESSION" in result.output
-    assert "regression" in md.read_text()
+    # 6 black-box pairs x 2 subsets x (MSR, rank-1)
+    assert "24 regression(s)" in md.read_text()

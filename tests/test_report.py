@@ -10,13 +10,23 @@ import random
 import re
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Any
 
 import pytest
 from PIL import Image
 
 from veilbench.report import environment, render_html, render_report
 from veilbench.report.charts import Series, heat_style, line_chart, nice_ticks
+from veilbench.results import (
+    CraftTiming,
+    ImageMetrics,
+    ImageQuality,
+    MsrCell,
+    Results,
+    ResultsDocument,
+    RobustnessCurve,
+    SurrogateResults,
+    read_results,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 MODELS = ("sface", "facenet", "dlib_resnet")
@@ -31,8 +41,9 @@ def tiny_png(colour: tuple[int, int, int]) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
-def make_doc(seed: int = 0) -> dict[str, Any]:
-    """A realistic results document (3 models + an ensemble, 2 attacks), as runner.run() builds."""
+def make_doc(seed: int = 0) -> ResultsDocument:
+    """A realistic results document (3 models + an ensemble, 2 attacks), built like the runner
+    builds it: through the typed records of the results contract."""
     rng = random.Random(seed)
 
     def r() -> float:  # awkward floats, so full precision matters
@@ -41,37 +52,36 @@ def make_doc(seed: int = 0) -> dict[str, Any]:
     msr = {
         s: {
             t: {
-                subset: {"msr": r(), "rank1_protected": r(), "rank1_clean": 0.9 + r() / 10, "n": 30}
+                subset: MsrCell(msr=r(), rank1_protected=r(), rank1_clean=0.9 + r() / 10, n=30)
                 for subset in ("craft", "held_out")
             }
             for t in MODELS
         }
         for s in SURROGATES
     }
-    msr["facenet"]["dlib_resnet"]["held_out"]["msr"] = None  # NaN in the run
+    msr["facenet"]["dlib_resnet"]["held_out"].msr = None  # NaN in the run
     sweep = {
         "gaussian": ("sigma", [0.0, 30.0, 60.0, 120.0, 150.0]),
-        "median": ("kernel", [1, 3, 5]),
+        "median": ("kernel", [1.0, 3.0, 5.0]),
     }
     robustness = {
         s: {
-            attack: {
-                "parameter": parameter,
-                "strengths": strengths,
-                "protected": {t: [r() for _ in strengths] for t in MODELS},
-                "clean": {t: [r() for _ in strengths] for t in MODELS},
-            }
+            attack: RobustnessCurve(
+                parameter=parameter,
+                strengths=strengths,
+                protected={t: [r() for _ in strengths] for t in MODELS},
+                clean={t: [r() for _ in strengths] for t in MODELS},
+            )
             for attack, (parameter, strengths) in sweep.items()
         }
         for s in SURROGATES
     }
-    robustness["sface"]["gaussian"]["protected"]["facenet"][2] = None
+    robustness["sface"]["gaussian"].protected["facenet"][2] = None
     colours = [(200, 30, 30), (30, 200, 30), (30, 30, 200), (90, 90, 90)]
-    return {
-        "schema_version": 1,
-        "veilbench_version": "0.1.0",
-        "created_utc": "2024-06-01T12:00:00+00:00",
-        "environment": {
+    doc = ResultsDocument(
+        veilbench_version="0.1.0",
+        created_utc="2024-06-01T12:00:00+00:00",
+        environment={
             "python": "3.11.9",
             "torch": "2.3.0",
             "numpy": "1.26.4",
@@ -84,7 +94,7 @@ def make_doc(seed: int = 0) -> dict[str, Any]:
             "hostname_hash": "abc123def456",
             "git_commit": None,
         },
-        "plugins": [
+        plugins=[
             {
                 "name": "builtin_models",
                 "package": "veilbench",
@@ -95,7 +105,7 @@ def make_doc(seed: int = 0) -> dict[str, Any]:
                 "hooks": ["register_models"],
             }
         ],
-        "config": {
+        config={
             "protector": "veil",
             "models": ",".join(MODELS),
             "surrogates": "sface,facenet",
@@ -111,7 +121,7 @@ def make_doc(seed: int = 0) -> dict[str, Any]:
             "device_resolved": "cpu",
             "protector_config": {"alpha": 0.2, "lambda_vis": 1.0, "mu_var": 30.0},
         },
-        "dataset": {
+        dataset={
             "name": "lfw-dev",
             "root": "/data/lfw",
             "images": 2370,
@@ -120,7 +130,7 @@ def make_doc(seed: int = 0) -> dict[str, Any]:
             "synthetic": False,
             "description": "",
         },
-        "split": {
+        split={
             "probes": [
                 {"identity": i, "craft": [], "enrol": [], "held_out": []} for i in IDENTITIES
             ],
@@ -128,7 +138,7 @@ def make_doc(seed: int = 0) -> dict[str, Any]:
             "distractor_identities": 1600,
             "skipped_identities": [],
         },
-        "models": {
+        models={
             m: {
                 "name": m,
                 "architecture": f"{m}-arch",
@@ -141,49 +151,40 @@ def make_doc(seed: int = 0) -> dict[str, Any]:
             }
             for m in MODELS
         },
-        "skipped_models": [{"model": "arcface_r100", "reason": "weights unavailable: offline"}],
-        "warnings": [],
-        "problems": [
+        skipped_models=[{"model": "arcface_r100", "reason": "weights unavailable: offline"}],
+        warnings=[],
+        problems=[
             {"identity": "Bob", "file": "/data/lfw/Bob/Bob_0001.jpg", "reason": "no face found"}
         ],
-        "timings": {
-            "prepare_s": 12.5,
-            "clean_embedding_s": 30.0,
-            "total_s": 400.0,
-            "craft_s": {
-                s: {"total": 120.0, "per_veil": 40.0, "per_image": 4.0, "veils": 3}
-                for s in SURROGATES
-            },
-            "evaluate_s": {s: 20.0 for s in SURROGATES},
-        },
-        "results": {
-            "clean": {t: {"craft": 0.97, "held_out": r()} for t in MODELS},
-            "msr": msr,
-            "image_metrics": {
-                s: {
-                    "protected": {"ssim": 0.012, "lpips": 1.3, "psnr": 8.1, "n": 60},
-                    "recovered": {"ssim": 0.98, "lpips": 0.002, "psnr": 45.0, "n": 30},
-                }
-                for s in SURROGATES
-            },
-            "robustness": robustness,
-            "impersonation": {s: {t: r() for t in MODELS} for s in SURROGATES},
-            "samples": {
-                s: {
+        timings={"prepare_s": 12.5, "clean_embedding_s": 30.0, "total_s": 400.0},
+    )
+    doc.results = Results(
+        clean={t: {"craft": 0.97, "held_out": r()} for t in MODELS},
+        surrogates={
+            s: SurrogateResults(
+                surrogates=s.split("+"),
+                msr=msr[s],
+                image_metrics=ImageMetrics(
+                    protected=ImageQuality(ssim=0.012, lpips=1.3, psnr=8.1, n=60),
+                    recovered=ImageQuality(ssim=0.98, lpips=0.002, psnr=45.0, n=30),
+                ),
+                robustness=robustness[s],
+                impersonation={t: r() for t in MODELS},
+                samples={
                     i: {
                         "original": tiny_png(colours[0]),
                         "protected": tiny_png(colours[1]),
                         "recovered": tiny_png(colours[2]),
-                        "veil": tiny_png(colours[3]) if s != "sface" else None,
                     }
                     for i in IDENTITIES
-                }
-                for s in SURROGATES
-            },
-            "white_box": {},
-            "per_identity": {},
+                },
+                craft_timing=CraftTiming(total=120.0, per_veil=40.0, per_image=4.0, veils=3),
+                evaluate_s=20.0,
+            )
+            for s in SURROGATES
         },
-    }
+    )
+    return doc
 
 
 class Page(HTMLParser):
@@ -239,24 +240,32 @@ def cell_value(cell: dict[str, str]) -> float | None:
 
 
 @pytest.fixture(scope="module")
-def doc() -> dict[str, Any]:
+def doc() -> ResultsDocument:
     return make_doc()
 
 
 @pytest.fixture(scope="module")
-def html(doc: dict[str, Any]) -> str:
+def html(doc: ResultsDocument) -> str:
     return render_html(doc)
 
 
+def msr_of(doc: ResultsDocument, subset: str) -> dict[tuple[str, str], float | None]:
+    return {
+        (s, t): cells[subset].msr
+        for s, res in doc.results.surrogates.items()
+        for t, cells in res.msr.items()
+    }
+
+
 @pytest.mark.parametrize("subset", ["craft", "held_out"])
-def test_heatmap_values_equal_the_document(doc: dict, html: str, subset: str) -> None:
+def test_heatmap_values_equal_the_document(doc: ResultsDocument, html: str, subset: str) -> None:
     cells = heat_cells(parse(html), subset)
-    msr = doc["results"]["msr"]
-    assert set(cells) == {(s, t) for s in msr for t in MODELS}
+    msr = msr_of(doc, subset)
+    assert set(cells) == set(msr)
     for (s, t), cell in cells.items():
-        assert cell_value(cell) == expected_value(msr[s][t][subset]["msr"]), (s, t)
+        assert cell_value(cell) == expected_value(msr[(s, t)]), (s, t)
     # full precision, not the 3 decimals on screen
-    some = msr["sface"]["facenet"][subset]["msr"]
+    some = msr[("sface", "facenet")]
     assert cells[("sface", "facenet")]["data-value"] == repr(some)
 
 
@@ -266,10 +275,10 @@ def test_null_cell_reads_null_and_na(html: str) -> None:
     assert "n/a" in cell["text"]
 
 
-def test_clean_rank1_row(doc: dict, html: str) -> None:
+def test_clean_rank1_row(doc: ResultsDocument, html: str) -> None:
     clean = [c for c in parse(html).tables["msr-held_out"] if "clean-rank1" in c.get("class", "")]
     assert {c["data-target"]: float(c["data-value"]) for c in clean} == {
-        t: doc["results"]["clean"][t]["held_out"] for t in MODELS
+        t: doc.results.clean[t]["held_out"] for t in MODELS
     }
 
 
@@ -281,26 +290,30 @@ def test_white_box_cells_are_marked(html: str) -> None:
             assert ("white-box" in cell["text"]) == white, (s, t)
 
 
-def test_headline_verdict_numbers(doc: dict, html: str) -> None:
-    msr = doc["results"]["msr"]
-    white = [msr[s][t]["held_out"]["msr"] for s in msr for t in MODELS if t in s.split("+")]
-    black = [
-        msr[s][t]["held_out"]["msr"]
-        for s in msr
-        for t in MODELS
-        if t not in s.split("+") and msr[s][t]["held_out"]["msr"] is not None
-    ]
+def test_headline_verdict_numbers(doc: ResultsDocument, html: str) -> None:
+    """The headline reads the privacy summary, which the contract derives from the cells."""
+    msr = msr_of(doc, "held_out")
+    per_set_white, per_set_black = [], []
+    for s in SURROGATES:
+        white = [v for (k, t), v in msr.items() if k == s and t in s.split("+")]
+        black = [
+            v for (k, t), v in msr.items() if k == s and t not in s.split("+") and v is not None
+        ]
+        per_set_white.append(sum(white) / len(white))
+        per_set_black.append(sum(black) / len(black))  # the null cell is not counted
+    privacy = doc.results.privacy()
+    assert [privacy[s]["held_out"].attacker_msr for s in SURROGATES] == pytest.approx(per_set_black)
     headline = html.split('id="headline"')[1].split("</section>")[0]
-    assert f"{sum(white) / len(white):.3f}" in headline
-    assert f"{sum(black) / len(black):.3f}" in headline
-    assert f"mean of {len(black)} pairs" in headline  # the null pair is not counted
+    assert f"{sum(per_set_white) / len(per_set_white):.3f}" in headline
+    assert f"{sum(per_set_black) / len(per_set_black):.3f}" in headline
+    assert f"mean over {len(SURROGATES)} surrogate sets" in headline
     assert "lfw-dev" in headline and "<dt>Protected identities</dt><dd>3 " in headline
 
 
-def test_one_chart_per_surrogate_and_attack(doc: dict, html: str) -> None:
+def test_one_chart_per_surrogate_and_attack(doc: ResultsDocument, html: str) -> None:
     svgs = [a for tag, a in parse(html).tags if tag == "svg"]
     assert {(a["data-surrogate"], a["data-attack"]) for a in svgs} == {
-        (s, attack) for s, attacks in doc["results"]["robustness"].items() for attack in attacks
+        (s, attack) for s, res in doc.results.surrogates.items() for attack in res.robustness
     }
     chart = html.split('data-surrogate="sface" data-attack="gaussian"', 1)[1].split("</svg>")[0]
     assert "stroke-dasharray" in chart and "clean photos, same attack" in chart  # baseline
@@ -341,20 +354,21 @@ def test_identity_names_are_escaped(html: str) -> None:
     assert "&lt;b&gt;x&lt;/b&gt;" in html
 
 
-def test_external_image_uris_are_dropped(doc: dict) -> None:
+def test_external_image_uris_are_dropped(doc: ResultsDocument) -> None:
     evil = copy.deepcopy(doc)
-    evil["results"]["samples"]["sface"]["Ada_Lovelace"]["original"] = "https://evil.example/x.png"
+    evil.results.surrogates["sface"].samples["Ada_Lovelace"]["original"] = "https://evil.example/x"
     out = render_html(evil)
     assert "evil.example" not in out
 
 
-def test_image_grid_per_identity(doc: dict, html: str) -> None:
+def test_image_grid_per_identity(doc: ResultsDocument, html: str) -> None:
     imgs = [a for tag, a in parse(html).tags if tag == "img"]
-    n_veils = sum(
-        v["veil"] is not None for s in doc["results"]["samples"].values() for v in s.values()
-    )
-    assert len(imgs) == len(SURROGATES) * len(IDENTITIES) * 3 + n_veils
-    assert html.count('aria-label="the veil not available"') == len(IDENTITIES)  # sface: no veil
+    assert len(imgs) == len(SURROGATES) * len(IDENTITIES) * 3
+    assert "veil not available" not in html and ">the veil<" not in html  # never shown
+    no_recovery = copy.deepcopy(doc)
+    del no_recovery.results.surrogates["sface"].samples["Ada_Lovelace"]["recovered"]
+    out = render_html(no_recovery)
+    assert out.count('aria-label="recovered not available"') == 1
 
 
 def test_paper_reference_and_metrics(html: str) -> None:
@@ -371,7 +385,7 @@ def test_paper_reference_and_metrics(html: str) -> None:
     assert 0.98 in [cell_value(c) for c in cells]
 
 
-def test_provenance_and_issues(doc: dict, html: str) -> None:
+def test_provenance_and_issues(doc: ResultsDocument, html: str) -> None:
     for text in (
         "arcface_r100",
         "weights unavailable: offline",
@@ -388,41 +402,41 @@ def test_provenance_and_issues(doc: dict, html: str) -> None:
     assert '<th scope="col">' in html and "<caption>" in html
 
 
-def test_banners_for_synthetic_data_and_warnings(doc: dict) -> None:
+def test_banners_for_synthetic_data_and_warnings(doc: ResultsDocument) -> None:
     plain = render_html(doc)
     assert 'class="banner' not in plain
     loud = copy.deepcopy(doc)
-    loud["dataset"]["synthetic"] = True
-    loud["warnings"] = ["only 3 identities <qualified>"]
+    loud.dataset["synthetic"] = True
+    loud.warnings = ["only 3 identities <qualified>"]
     out = render_html(loud)
     assert 'class="banner synthetic"' in out and "Synthetic dataset" in out
     assert "only 3 identities &lt;qualified&gt;" in out
 
 
-def _one_model(doc: dict) -> dict:
+def _one_model(doc: ResultsDocument) -> dict:
     small = copy.deepcopy(doc)
-    small["models"] = {"sface": small["models"]["sface"]}
-    res = small["results"]
-    res["msr"] = {"sface": {"sface": res["msr"]["sface"]["sface"]}}
-    res["image_metrics"] = {
-        "sface": {"protected": {"ssim": None, "lpips": None, "psnr": None, "n": 0}}
-    }
-    res["robustness"], res["impersonation"], res["samples"] = {"sface": {}}, {}, {}
-    res["clean"] = {"sface": {"craft": None, "held_out": None}}
-    small["timings"] = {}
-    return small
+    small.models = {"sface": small.models["sface"]}
+    only = small.results.surrogates["sface"]
+    only.msr = {"sface": only.msr["sface"]}
+    only.image_metrics = ImageMetrics(ImageQuality(None, None, None, 0))
+    only.robustness, only.impersonation, only.samples = {}, {}, {}
+    small.results = Results(
+        clean={"sface": {"craft": None, "held_out": None}}, surrogates={"sface": only}
+    )
+    small.timings = {}
+    return small.to_dict()
 
 
 @pytest.mark.parametrize("variant", ["empty", "no-results", "one-model", "nulls"])
-def test_partial_documents_render(doc: dict, variant: str) -> None:
+def test_partial_documents_render(doc: ResultsDocument, variant: str) -> None:
     if variant == "empty":
         partial: dict = {}
     elif variant == "no-results":
-        partial = {**copy.deepcopy(doc), "results": {}, "timings": {}, "split": {}}
+        partial = {**doc.to_dict(), "results": {}, "timings": {}, "split": {}}
     elif variant == "one-model":
         partial = _one_model(doc)
     else:
-        partial = json.loads(re.sub(r":\s*-?\d+\.\d+", ": null", json.dumps(doc)))
+        partial = json.loads(re.sub(r":\s*-?\d+\.\d+", ": null", json.dumps(doc.to_dict())))
     out = render_html(partial)
     assert out.startswith("<!doctype html>") and out.rstrip().endswith("</html>")
     assert "n/a" in out
@@ -430,9 +444,10 @@ def test_partial_documents_render(doc: dict, variant: str) -> None:
         assert "needs at least two models" in out
         assert "<svg" not in out
         assert "No attacks were run" in out
+        assert "no recovery: this protector cannot be undone" in out
 
 
-def test_user_template_overrides(tmp_path: Path, doc: dict) -> None:
+def test_user_template_overrides(tmp_path: Path, doc: ResultsDocument) -> None:
     (tmp_path / "_headline.html").write_text(
         '<section id="headline"><p class="mine">Our lab: {{ view.protector }}'
         " {{ view.samples[1].identity }}</p></section>"
@@ -443,7 +458,7 @@ def test_user_template_overrides(tmp_path: Path, doc: dict) -> None:
     assert 'id="msr-held_out"' in out  # the rest of the page is veilbench's own
 
 
-def test_render_report_writes_file(tmp_path: Path, doc: dict) -> None:
+def test_render_report_writes_file(tmp_path: Path, doc: ResultsDocument) -> None:
     path = render_report(doc, tmp_path / "sub" / "report.html")
     assert path.read_text(encoding="utf-8") == render_html(doc)
 
@@ -452,13 +467,12 @@ def test_renders_the_repository_baseline(tmp_path: Path) -> None:
     baseline = REPO / "reports" / "baseline.json"
     if not baseline.is_file():
         pytest.skip(f"{baseline} not in this checkout")
-    real = json.loads(baseline.read_text())
+    real = read_results(baseline)
     page = parse(render_html(real))
     for subset in ("craft", "held_out"):
         cells = heat_cells(page, subset)
-        for s, row in real["results"]["msr"].items():
-            for t, entry in row.items():
-                assert cell_value(cells[(s, t)]) == expected_value(entry[subset]["msr"])
+        for (s, t), value in msr_of(real, subset).items():
+            assert cell_value(cells[(s, t)]) == expected_value(value)
 
 
 def test_heat_style_and_ticks() -> None:
