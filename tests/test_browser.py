@@ -22,8 +22,16 @@ import numpy as np
 import pytest
 from PIL import Image, ImageStat
 
-from tests.test_report import cell_value, expected_value, heat_cells, make_doc, parse
+from tests.test_report import (
+    cell_value,
+    expected_value,
+    heat_cells,
+    make_doc,
+    msr_of,
+    parse,
+)
 from veilbench.report import render_report
+from veilbench.results import ResultsDocument, read_results
 
 CHROMIUM = Path(os.environ.get("VEILBENCH_CHROMIUM", "/usr/bin/chromium"))
 WINDOW = (1280, 2400)
@@ -87,11 +95,14 @@ def _page_requests(netlog: Path) -> list[str]:
     ]
 
 
+ReportRun = tuple[ResultsDocument, BrowserRun]
+
+
 @pytest.fixture(scope="module")
-def report_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, BrowserRun]:
+def report_run(tmp_path_factory: pytest.TempPathFactory) -> ReportRun:
     work = tmp_path_factory.mktemp("browser")
     real = os.environ.get("VEILBENCH_BROWSER_RESULTS")
-    doc = json.loads(Path(real).read_text()) if real else make_doc()
+    doc = read_results(real) if real else make_doc()
     page = render_report(doc, work / "report.html")
     run = open_in_browser(page, work)
     if target := os.environ.get("VEILBENCH_SCREENSHOT_DIR"):
@@ -100,25 +111,29 @@ def report_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, BrowserR
     return doc, run
 
 
-def test_heatmaps_as_the_browser_parsed_them(report_run: tuple[dict, BrowserRun]) -> None:
+def test_heatmaps_as_the_browser_parsed_them(
+    report_run: ReportRun,
+) -> None:
     doc, run = report_run
     page = parse(run.dom)
-    msr = doc["results"]["msr"]
     for subset in ("craft", "held_out"):
+        msr = msr_of(doc, subset)
         cells = heat_cells(page, subset)
-        assert set(cells) == {(s, t) for s in msr for t in msr[s]}
+        assert set(cells) == set(msr)
         for (s, t), cell in cells.items():
-            assert cell_value(cell) == expected_value(msr[s][t][subset]["msr"]), (subset, s, t)
+            assert cell_value(cell) == expected_value(msr[(s, t)]), (subset, s, t)
             assert ("white-box" in cell["class"].split()) == (t in s.split("+"))
 
 
-def test_no_console_messages_and_no_requests(report_run: tuple[dict, BrowserRun]) -> None:
+def test_no_console_messages_and_no_requests(
+    report_run: ReportRun,
+) -> None:
     _, run = report_run
     assert run.console == []
     assert run.page_requests == []
 
 
-def test_screenshot_shows_the_page(report_run: tuple[dict, BrowserRun]) -> None:
+def test_screenshot_shows_the_page(report_run: ReportRun) -> None:
     _, run = report_run
     with Image.open(run.screenshot) as image:
         assert image.size == WINDOW

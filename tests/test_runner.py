@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from tests.helpers import plugins_with_tiny_models
 from veilbench.cli import build_cli
 from veilbench.plugins import reset_plugins
-from veilbench.results import SCHEMA_VERSION, read_results
+from veilbench.results import SCHEMA_VERSION, read_results, validate
 
 
 @pytest.fixture
@@ -53,6 +53,7 @@ VEIL = ["--protector", "veil", "--param", "iterations=2"]
 def test_run_writes_results_and_report_and_resumes(tiny_plugins, tmp_path):
     out = tmp_path / "run"
     run_cli([*ARGS, *VEIL, "--out", str(out)])
+    validate(json.loads((out / "results.json").read_text()))  # the published JSON Schema
     doc = read_results(out / "results.json")
     assert doc.schema_version == SCHEMA_VERSION and doc.dataset["synthetic"]
     assert any("synthetic" in w for w in doc.warnings)

@@ -281,7 +281,8 @@ METRICS: dict[str, Metric] = {
 }
 
 #: How much worse each family may get before ``compare`` calls it a regression. Time is
-#: relative (1.0 = twice as slow) and loose by default: CI machines are shared and noisy.
+#: relative (3.0 = four times as slow) and loose by default: CI machines are shared and noisy,
+#: so only a gross slowdown fails; pass ``--tolerance time=0.2`` on a quiet, dedicated machine.
 DEFAULT_TOLERANCE: dict[str, float] = {
     "msr": 0.02,
     "rank1": 0.02,
@@ -292,7 +293,7 @@ DEFAULT_TOLERANCE: dict[str, float] = {
     "recovery_lpips": 0.02,
     "recovery_psnr": 0.5,
     "impersonation": 0.02,
-    "time": 1.0,
+    "time": 3.0,
 }
 
 
@@ -583,3 +584,31 @@ def read_results(path: str | os.PathLike) -> ResultsDocument:
         return ResultsDocument.from_dict(doc)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from exc
+
+
+def validate(document: dict[str, Any]) -> None:
+    """Check a results document (as JSON data) against :func:`json_schema` (needs jsonschema)."""
+    import jsonschema
+
+    jsonschema.validate(document, json_schema())
+
+
+def main(argv: list[str]) -> int:
+    """``python -m veilbench.results schema`` prints the JSON Schema;
+    ``python -m veilbench.results validate FILE...`` checks results files against it."""
+    if argv[:1] == ["schema"]:
+        print(json.dumps(json_schema(), indent=2))
+        return 0
+    if argv[:1] == ["validate"] and argv[1:]:
+        for name in argv[1:]:
+            validate(json.loads(Path(name).read_text()))
+            print(f"{name}: valid results (schema_version {SCHEMA_VERSION})")
+        return 0
+    print("usage: python -m veilbench.results schema | validate FILE...")
+    return 2
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main(sys.argv[1:]))
