@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,15 +62,23 @@ class Registry:
         self._entries: dict[str, Entry] = {}
 
     def register(self, name: str, factory: Callable[..., Any], plugin: str, **metadata: Any):
+        self.add(Entry(name, factory, plugin, self.kind, dict(metadata)))
+
+    def check_new(self, entry: Entry, staged: Sequence[Entry] = ()) -> None:
+        """Raise :class:`RegistryError` unless ``entry`` has a valid name no one else holds."""
+        name, plugin = entry.name, entry.plugin
         if not isinstance(name, str) or not name or any(c in name for c in ",*?[]! "):
             raise RegistryError(f"invalid {self.kind[:-1]} name {name!r} from plugin {plugin}")
-        if name in self._entries:
-            other = self._entries[name].plugin
+        other = self._entries.get(name) or next((e for e in staged if e.name == name), None)
+        if other is not None:
             raise RegistryError(
-                f"{self.kind[:-1]} {name!r} is registered twice: by plugin {other!r} and by "
-                f"plugin {plugin!r}; disable one with VEILBENCH_DISABLE_PLUGINS"
+                f"{self.kind[:-1]} {name!r} is registered twice: by plugin {other.plugin!r} and "
+                f"by plugin {plugin!r}; rename it, or disable one with VEILBENCH_DISABLE_PLUGINS"
             )
-        self._entries[name] = Entry(name, factory, plugin, self.kind, dict(metadata))
+
+    def add(self, entry: Entry) -> None:
+        self.check_new(entry)
+        self._entries[entry.name] = entry
 
     def __contains__(self, name: str) -> bool:
         return name in self._entries
