@@ -136,7 +136,7 @@ def plugins_command(as_json: bool) -> None:
 def run_command(config_file, params, checkpoints, quiet, identities, max_distractors, **flags):
     """Craft veils and evaluate them: writes OUT/results.json and OUT/report.html."""
     from veilbench.config import build_config, load_config, parse_params
-    from veilbench.runner import run
+    from veilbench.validation import validate_run
 
     values = load_config(config_file)
     flags["protocol.identities"] = identities
@@ -147,6 +147,9 @@ def run_command(config_file, params, checkpoints, quiet, identities, max_distrac
         flags["progress"] = False
     config = build_config(values, flags)
     ckpts = dict(_split_pair(c) for c in checkpoints)
+    validate_run(config, get_plugins(), ckpts)  # every name and --param before heavy work
+    from veilbench.runner import run
+
     doc = run(config, checkpoints=ckpts)
     _print_summary(doc)
 
@@ -170,9 +173,9 @@ def _print_summary(doc: dict) -> None:
         click.echo(f"  {surrogate:<24} {cells}")
     for surrogate, m in results.get("image_metrics", {}).items():
         p, r = m["protected"], m["recovered"]
+        recovered = "no recovery" if r is None else f"recovered SSIM {r['ssim']:.3f}"
         click.echo(
-            f"  {surrogate:<24} protected SSIM {p['ssim']:.3f} LPIPS {p['lpips']:.3f} | "
-            f"recovered SSIM {r['ssim']:.3f}"
+            f"  {surrogate:<24} protected SSIM {p['ssim']:.3f} LPIPS {p['lpips']:.3f} | {recovered}"
         )
 
 

@@ -96,9 +96,10 @@ class Registry:
         try:
             return self._entries[name]
         except KeyError:
-            raise RegistryError(self._unknown(name)) from None
+            raise RegistryError(self.unknown(name)) from None
 
-    def _unknown(self, name: str) -> str:
+    def unknown(self, name: str) -> str:
+        """The message for a name no plugin registered, with the closest registered names."""
         close = difflib.get_close_matches(name, list(self._entries), n=3, cutoff=0.5)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         return f"unknown {self.kind[:-1]} {name!r}{hint} (see `veilbench list {self.kind}`)"
@@ -137,7 +138,7 @@ class Registry:
                 )
             return matched
         if pattern not in self._entries:
-            raise RegistryError(self._unknown(pattern))
+            raise RegistryError(self.unknown(pattern))
         return [pattern]
 
 

@@ -37,6 +37,7 @@ from veilbench.evaluation.identification import (
 )
 from veilbench.models.base import FaceModel, FaceSpace
 from veilbench.plugins import Plugins, get_plugins
+from veilbench.protectors.contract import traits
 from veilbench.registry import Entry
 from veilbench.results import new_document, write_json_atomic
 from veilbench.weights import WeightsError, status
@@ -368,7 +369,9 @@ def run(config: RunConfig, *, log: Log = stderr_log, checkpoints: dict[str, str]
                 p.identity: {
                     "original": thumbnail(p.craft.tensor()[0]),
                     "protected": thumbnail(protected[p.identity]["craft"][0]),
-                    "recovered": thumbnail(protected[p.identity]["craft_recovered"][0]),
+                    "recovered": thumbnail(protected[p.identity]["craft_recovered"][0])
+                    if protected[p.identity]["craft_recovered"] is not None
+                    else None,
                     "veil": thumbnail(protected[p.identity]["veil"])
                     if protected[p.identity]["veil"] is not None
                     else None,
@@ -403,7 +406,8 @@ def craft_and_protect(
     veil_dir: Path,
 ) -> dict[str, dict[str, Any]]:
     """Craft every probe's veil (resuming from ``veil_dir``) and protect its photos."""
-    per_image = bool(getattr(protector, "per_image", entry.metadata.get("per_image", False)))
+    declared = traits(protector)
+    per_image = declared.per_image
     inputs = {}
     for p in data.probes:
         images = p.craft.tensor()
@@ -425,15 +429,16 @@ def craft_and_protect(
         if per_image:
             both = quantise(protector.apply(veil, inputs[p.identity]).cpu())
             craft, held = both[:n], both[n:]
-            recovered = protector.recover(veil, both).cpu()[:n]
+            recovered = protector.recover(veil, both).cpu()[:n] if declared.recoverable else None
         else:
             craft = quantise(protector.apply(veil, p.craft.tensor()).cpu())
             held = quantise(protector.apply(veil, p.held_out.tensor()).cpu())
-            recovered = protector.recover(veil, craft).cpu()
+            recovered = protector.recover(veil, craft).cpu() if declared.recoverable else None
         protected[p.identity] = {
             "craft": craft,
             "held_out": held,
-            "craft_recovered": quantise(recovered),
+            # None: the protector cannot be undone, so there is nothing to measure
+            "craft_recovered": None if recovered is None else quantise(recovered),
             "veil": _veil_image(veil),
             "obj": veil,
         }
@@ -502,12 +507,14 @@ def evaluate_images(data: EvalData, protected, device) -> dict:
     held = torch.cat([p.held_out.tensor() for p in data.probes])
     prot_c = torch.cat([protected[p.identity]["craft"] for p in data.probes])
     prot_h = torch.cat([protected[p.identity]["held_out"] for p in data.probes])
-    rec = torch.cat([protected[p.identity]["craft_recovered"] for p in data.probes])
+    recovered = [protected[p.identity]["craft_recovered"] for p in data.probes]
     return {
         "protected": image_metrics(
             torch.cat([originals, held]), torch.cat([prot_c, prot_h]), device
         ),
-        "recovered": image_metrics(originals, rec, device),
+        "recovered": None
+        if any(r is None for r in recovered)
+        else image_metrics(originals, torch.cat(recovered), device),
     }
 
 
@@ -553,7 +560,7 @@ def evaluate_impersonation(models, states, data, protected, protector, device, c
     Beyond the paper: a high white-box rate means the veil is a token for p, so a leaked veil
     lets anyone be recognised as p by that model.
     """
-    if len(data.probes) < 2 or getattr(protector, "per_image", False):
+    if len(data.probes) < 2 or traits(protector).per_image:
         return {}
     rates = {}
     for target, model in models.items():

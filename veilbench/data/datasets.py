@@ -16,13 +16,16 @@ from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from veilbench.data.images import load_rgb, save_png
 from veilbench.errors import DataError
-from veilbench.models.base import FaceSpace
 from veilbench.weights import cache_dir
+
+if TYPE_CHECKING:  # the model module imports torch; dataset listing must not
+    from veilbench.models.base import FaceSpace
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 

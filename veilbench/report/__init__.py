@@ -170,6 +170,10 @@ def _cell(msr: dict[str, dict[str, Any]], s: str, t: str, subset: str) -> dict[s
     return _dict(_dict(msr.get(s, {}).get(t)).get(subset))
 
 
+#: What the report says where a protector cannot be undone (its recovered metrics are None).
+NO_RECOVERY = "no recovery (protector cannot be undone)"
+
+
 def _verdict(msr: dict[str, dict[str, Any]], image_metrics: dict[str, Any]) -> list[dict]:
     """The headline numbers: means over surrogate/target pairs and over surrogates."""
     white: list[float] = []
@@ -214,7 +218,10 @@ def _verdict(msr: dict[str, dict[str, Any]], image_metrics: dict[str, Any]) -> l
             "label": "Recovered SSIM",
             "value": metric("recovered", "ssim"),
             "pairs": None,
-            "note": "higher = better recovery with the veil (paper 0.868–0.869)",
+            "note": NO_RECOVERY
+            if image_metrics
+            and all(_dict(m).get("recovered") is None for m in image_metrics.values())
+            else "higher = better recovery with the veil (paper 0.868–0.869)",
         },
     ]
 
@@ -265,6 +272,10 @@ def _image_metrics(image_metrics: dict[str, Any]) -> dict[str, list[dict[str, An
                 "surrogate": s,
                 **{k: number(_dict(_dict(m).get(kind)).get(k)) for k in ("ssim", "lpips", "psnr")},
                 "n": _dict(_dict(m).get(kind)).get("n"),
+                # recovered is None: the protector declared that it cannot be undone
+                "no_recovery": NO_RECOVERY
+                if kind == "recovered" and _dict(m).get(kind, {}) is None
+                else None,
             }
             for s, m in image_metrics.items()
         ]
