@@ -10,7 +10,7 @@ from importlib.metadata import EntryPoint
 import pytest
 
 from veilbench.errors import PluginError
-from veilbench.plugins import Plugins, _veilbench_entry_points
+from veilbench.plugins import Plugins, installed_entry_points
 
 
 @pytest.fixture
@@ -41,7 +41,7 @@ def test_builtins_load_through_entry_points():
 
 def test_broken_plugin_is_named_and_the_rest_load(plugin_dir, capsys):
     ep = write_module(plugin_dir, "vb_broken", "raise ImportError('boom from plugin')\n")
-    plugins = Plugins(_veilbench_entry_points() + [ep])
+    plugins = Plugins(installed_entry_points() + [ep])
     err = capsys.readouterr().err
     assert "vb_broken" in err and "boom from plugin" in err
     assert plugins.info["vb_broken"].status == "failed"
@@ -115,7 +115,7 @@ def test_a_plugin_raising_inside_its_hook_is_reported(plugin_dir, capsys):
             raise ValueError('hook exploded')
     """,
     )
-    plugins = Plugins(_veilbench_entry_points() + [ep])
+    plugins = Plugins(installed_entry_points() + [ep])
     assert "hook exploded" in capsys.readouterr().err
     assert "gaussian" in plugins.registries["attacks"]
 
@@ -132,7 +132,7 @@ DUPLICATE = """
 
 def test_duplicate_name_skips_the_later_plugin_whole(plugin_dir, capsys):
     ep = write_module(plugin_dir, "vb_dup", DUPLICATE)
-    plugins = Plugins(_veilbench_entry_points() + [ep])
+    plugins = Plugins(installed_entry_points() + [ep])
     err = capsys.readouterr().err
     assert (
         "plugin 'vb_dup' (package ? ?) failed: RegistryError: attack 'gaussian' is registered "
@@ -148,7 +148,7 @@ def test_duplicate_name_is_an_error_in_strict_mode(plugin_dir, monkeypatch):
     ep = write_module(plugin_dir, "vb_dup_strict", DUPLICATE)
     monkeypatch.setenv("VEILBENCH_STRICT_PLUGINS", "1")
     with pytest.raises(PluginError, match="builtin-attacks.*vb_dup_strict"):
-        Plugins(_veilbench_entry_points() + [ep])
+        Plugins(installed_entry_points() + [ep])
 
 
 def test_a_command_replacing_a_core_command_is_skipped(plugin_dir, capsys):
@@ -185,7 +185,7 @@ def test_load_and_disable_lists(plugin_dir, monkeypatch):
             register("extra_attack", lambda s: None)
     """,
     )
-    eps = _veilbench_entry_points() + [ep]
+    eps = installed_entry_points() + [ep]
     monkeypatch.setenv("VEILBENCH_LOAD_PLUGINS", "")
     plugins = Plugins(eps)
     assert "extra_attack" not in plugins.registries["attacks"]
@@ -207,7 +207,7 @@ def run_cli(plugin_dir, module: str, *args: str) -> subprocess.CompletedProcess:
         from importlib.metadata import EntryPoint
         import veilbench.plugins as P
         extra = EntryPoint({module!r}, {module!r}, 'veilbench')
-        P.reset_plugins(P.Plugins(P._veilbench_entry_points() + [extra]))
+        P.reset_plugins(P.Plugins(P.installed_entry_points() + [extra]))
         from veilbench.cli import main
         sys.argv = ['veilbench', *{list(args)!r}]
         main()

@@ -270,15 +270,22 @@ def weights_fetch(names: tuple[str, ...]) -> None:
         click.echo(f"{name}: {resolve(KNOWN_WEIGHTS[name])}")
 
 
-_BUILT = False
+_MOUNTED: tuple[Any, list[str]] | None = None
 
 
 def build_cli() -> click.Group:
-    """The root group with every plugin's commands (built-in ones included) mounted, once."""
-    global _BUILT
-    if not _BUILT:
-        get_plugins().add_commands(cli)
-        _BUILT = True
+    """The root group with the current plugins' commands (built-in ones included) mounted.
+
+    When the plugins change (tests install their own), the previous plugins' commands go.
+    """
+    global _MOUNTED
+    plugins = get_plugins()
+    if _MOUNTED is None or _MOUNTED[0] is not plugins:
+        for name in _MOUNTED[1] if _MOUNTED else []:
+            cli.commands.pop(name, None)
+        core = set(cli.commands)
+        plugins.add_commands(cli)
+        _MOUNTED = (plugins, sorted(set(cli.commands) - core))
     return cli
 
 

@@ -116,7 +116,7 @@ class Plugins:
         self.pm.add_hookspecs(hookspecs)
         self.info: dict[str, PluginInfo] = {}
         self.registries: dict[str, Registry] = {kind: Registry(kind) for kind in KINDS}
-        eps = entry_points_ if entry_points_ is not None else _veilbench_entry_points()
+        eps = entry_points_ if entry_points_ is not None else installed_entry_points()
         for ep in eps:
             self._load(ep)
         for name, module in (modules or {}).items():
@@ -258,7 +258,7 @@ class Plugins:
         return [i.to_dict() for i in self.info.values()]
 
 
-def _veilbench_entry_points() -> list[EntryPoint]:
+def installed_entry_points() -> list[EntryPoint]:
     eps = list(entry_points(group=hookspecs.PROJECT))
     # Built-ins first, so a third-party name clash is reported against the built-in.
     return sorted(eps, key=lambda ep: (getattr(ep.dist, "name", "") != BUILTIN_DIST, ep.name))
@@ -272,6 +272,11 @@ def get_plugins() -> Plugins:
     global _PLUGINS
     if _PLUGINS is None:
         _PLUGINS = Plugins()
+    return _PLUGINS
+
+
+def loaded_plugins() -> Plugins | None:
+    """The process-wide plugins if already loaded (loads nothing)."""
     return _PLUGINS
 
 
