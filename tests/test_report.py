@@ -467,3 +467,13 @@ def test_heat_style_and_ticks() -> None:
     assert heat_style(1.0).startswith("background-color:#08306b;color:#ffffff")
     assert nice_ticks(0, 150, 6) == [0, 25, 50, 75, 100, 125, 150]
     assert nice_ticks(0, 1, 4) == [0, 0.25, 0.5, 0.75, 1.0]
+
+
+def test_a_protector_that_cannot_be_undone_shows_no_recovery() -> None:
+    doc = make_doc()
+    for metrics in doc["results"]["image_metrics"].values():
+        metrics["recovered"] = None  # what the runner records for recoverable = False
+    html = render_html(doc)
+    assert html.count("no recovery (protector cannot be undone)") == 1 + len(
+        doc["results"]["image_metrics"]
+    )  # the headline and one row per surrogate

@@ -24,7 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "train": (
         "veilbench_builtins.commands:train_command",
-        "Train a face-recognition model (optionally distilled from a registered model).",
+        "Train a face-recognition model (optionally distilled from a teacher).",
     ),
     "rank1": (
         "veilbench.evaluation.clean:rank1_command",
