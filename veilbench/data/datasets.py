@@ -37,7 +37,11 @@ LFW_MD5 = "68331da3eb755a505a502b5aacb3c201"
 
 @dataclass(frozen=True)
 class ImageRef:
+    """One photo of one person."""
+
+    #: Who is in the photo (photos of one person share it).
     identity: str
+    #: The image file.
     path: Path
 
 
@@ -49,13 +53,20 @@ class FaceDataset:
     aligned sets such as LFW deep-funneled) or ``"none"`` (files already are canonical crops).
     """
 
+    #: Shown in results and reports.
     name: str
+    #: The folder the photos come from.
     root: Path
+    #: Every photo, grouped by identity in :meth:`by_identity`.
     refs: list[ImageRef]
+    #: "yunet" (detect and align), "center" (fixed box) or "none" (files are canonical crops).
     alignment: str = "yunet"
+    #: True for generated faces: every result and report then warns that numbers mean nothing.
     synthetic: bool = False
+    #: One line about the data, shown in reports.
     description: str = ""
-    problems: list[dict] = field(default_factory=list)  # unusable files with reasons
+    #: Unusable files with reasons: ``[{"identity", "file", "reason"}]``.
+    problems: list[dict] = field(default_factory=list)
 
     def by_identity(self) -> dict[str, list[ImageRef]]:
         groups: dict[str, list[ImageRef]] = defaultdict(list)
