@@ -103,3 +103,10 @@ def test_lazy_commands_list_the_same_help_as_the_real_ones(cli):
         assert command.short_help == real.help.strip().splitlines()[0], command.name
         result = CliRunner().invoke(cli, [command.name, "--help"])
         assert result.exit_code == 0 and real.help.strip().splitlines()[0] in result.output
+
+
+def test_list_protectors_json_shows_each_protectors_declared_traits(cli):
+    listed = json.loads(CliRunner().invoke(cli, ["list", "protectors", "--json"]).output)
+    traits = {p["name"]: p.get("traits") for p in listed}
+    assert traits["avih"] == {"per_image": True, "secret": True, "recoverable": True}
+    assert traits["veil"] == {"per_image": False, "secret": True, "recoverable": True}

@@ -76,6 +76,15 @@ def _describe(entry) -> dict[str, Any]:
             except Exception as exc:  # a card must not break listing
                 data["card_error"] = f"{type(exc).__name__}: {exc}"
         data["available"] = all(status(w).available for w in entry.metadata.get("weights", []))
+    if entry.kind == "protectors":
+        from dataclasses import asdict
+
+        from veilbench.lazy import resolve
+        from veilbench.protectors.contract import traits
+
+        target = resolve(getattr(entry.factory, "lazy_target", entry.factory))
+        if isinstance(target, type):  # a protector class declares its traits; a function cannot
+            data["traits"] = asdict(traits(target))
     return data
 
 
