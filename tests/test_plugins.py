@@ -164,13 +164,20 @@ def test_a_command_replacing_a_core_command_is_skipped(plugin_dir, capsys):
         @hookimpl
         def register_commands(cli):
             cli.add_command(click.Command("list", callback=lambda: None))
+
+        @hookimpl
+        def register_attacks(register):
+            register("clash_attack", lambda s: None)
     """,
     )
     group = click.Group(commands=[click.Command("list")])
     original = group.commands["list"]
-    Plugins([ep]).add_commands(group)
+    plugins = Plugins([ep])
+    assert "clash_attack" in plugins.registries["attacks"]
+    plugins.add_commands(group)
     assert group.commands["list"] is original
     assert "command 'list' already exists; a plugin cannot replace it" in capsys.readouterr().err
+    assert "clash_attack" not in plugins.registries["attacks"]  # the plugin goes as a whole
 
 
 def test_load_and_disable_lists(plugin_dir, monkeypatch):

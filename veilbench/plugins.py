@@ -185,6 +185,8 @@ class Plugins:
         info.traceback = "".join(traceback.format_exception(exc))
         if self.pm.get_plugin(info.name) is not None:
             self.pm.unregister(name=info.name)  # its other hooks must not run either
+        for registry in self.registries.values():  # nor may half of it stay registered
+            registry.drop_plugin(info.name)
         message = (
             f"plugin {info.name!r} (package {info.package} {info.version}) failed: {info.error}"
         )

@@ -80,6 +80,10 @@ class Registry:
         self.check_new(entry)
         self._entries[entry.name] = entry
 
+    def drop_plugin(self, plugin: str) -> None:
+        """Forget every entry ``plugin`` registered."""
+        self._entries = {n: e for n, e in self._entries.items() if e.plugin != plugin}
+
     def __contains__(self, name: str) -> bool:
         return name in self._entries
 
