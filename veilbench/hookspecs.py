@@ -10,6 +10,7 @@ that implements some of these hooks, each marked with :data:`hookimpl`::
 
     from veilbench import hookimpl
 
+
     @hookimpl
     def register_attacks(register):
         register("posterize", posterize, parameter="bits per channel", sweep=[8, 5, 3, 2, 1])
@@ -121,6 +122,7 @@ def register_attacks(register: Register) -> None:
             step = 2 ** (8 - int(bits))
             return lambda x: (x / step).floor() * step
 
+
         @hookimpl
         def register_attacks(register):
             register("posterize", posterize, parameter="bits per channel", sweep=[8, 5, 3, 2, 1])
@@ -144,6 +146,7 @@ def register_datasets(register: Register) -> None:
 
         def my_faces(**_):
             return image_folder(os.environ["MY_FACES"], name="my_faces", alignment="yunet")
+
 
         @hookimpl
         def register_datasets(register):

@@ -95,7 +95,8 @@ def markdown(doc: str) -> str:
                 i += 1
             while block and not block[-1].strip():
                 block.pop()
-            out += ["```python", *block, "```", ""]
+            language = "toml" if block and block[0].startswith("# pyproject.toml") else "python"
+            out += [f"```{language}", *block, "```", ""]
             continue
         out.append(line)
         i += 1
