@@ -28,12 +28,24 @@ def main(results_file: str) -> None:
 
     plugins = get_plugins().plugin_versions()
     builtin = {p["name"]: p["status"] for p in plugins if p["builtin"]}
-    expected = {"builtin-models", "builtin-protectors", "builtin-attacks", "builtin-datasets"}
+    expected = {
+        "builtin-models",
+        "builtin-protectors",
+        "builtin-attacks",
+        "builtin-datasets",
+        "builtin-commands",
+    }
     assert expected <= set(builtin), f"built-in plugins missing: {expected - set(builtin)}"
     assert set(builtin.values()) == {"loaded"}, f"built-in plugins not loaded: {builtin}"
 
     exe = Path(sys.executable).with_name("veilbench")
-    for args in (["--version"], ["list", "models"], ["list", "protectors"], ["list", "attacks"]):
+    for args in (
+        ["--version"],
+        ["--help"],
+        ["list", "models"],
+        ["list", "protectors"],
+        ["craft", "--help"],
+    ):
         subprocess.run([str(exe), *args], check=True, capture_output=True, text=True)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "report.html"

@@ -4,42 +4,11 @@ from __future__ import annotations
 
 import types
 
-import torch
-from torch import nn
-
 from veilbench import hookimpl
-from veilbench.models.base import FaceModel, FaceSpace, InputSpec, ModelCard
+from veilbench.models.tiny import TinyRandomNet, tiny_random_model
 from veilbench.plugins import Plugins
 
-
-class TinyRandomNet(nn.Module):
-    """Random-weight conv net: plumbing only, its embeddings mean nothing."""
-
-    def __init__(self, dim: int = 16, seed: int = 0):
-        super().__init__()
-        torch.manual_seed(seed)
-        self.net = nn.Sequential(
-            nn.Conv2d(3, 8, 5, stride=4),
-            nn.ReLU(),
-            nn.Conv2d(8, 16, 3, stride=2),
-            nn.ReLU(),
-            nn.AdaptiveAvgPool2d(2),
-            nn.Flatten(),
-            nn.Linear(64, dim),
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
-
-
-def tiny_random_model(space: FaceSpace | None = None, seed: int = 0, **_) -> FaceModel:
-    card = ModelCard(
-        name=f"tiny_random_{seed}",
-        architecture="tiny-random-plumbing",
-        embedding_size=16,
-        input=InputSpec(size=56),
-    )
-    return FaceModel(TinyRandomNet(seed=seed), card, space)
+__all__ = ["TinyRandomNet", "plugins_with_tiny_models", "tiny_random_model"]
 
 
 def plugins_with_tiny_models() -> Plugins:

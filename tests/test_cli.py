@@ -1,6 +1,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 from click.testing import CliRunner
@@ -69,3 +72,41 @@ def test_every_model_lists_a_card_without_loading_weights(cli):
         card = m["card"]
         assert card["embedding_size"] > 0 and card["input"]["size"] > 0, m["name"]
         assert len(card["input"]["crop"]) == 4
+
+
+@pytest.mark.parametrize("args", [["--help"], ["list", "models"], ["list", "attacks"]])
+def test_help_and_list_do_not_import_torch(args):
+    """Listing stays fast and works when torch is broken: no model code is imported."""
+    code = (
+        "import sys\n"
+        "from veilbench.cli import main\n"
+        f"sys.argv = ['veilbench', *{args!r}]\n"
+        "try:\n    main()\nexcept SystemExit as exc:\n    assert not exc.code, exc.code\n"
+        "heavy = sorted(m for m in ('torch', 'numpy', 'cv2', 'PIL') if m in sys.modules)\n"
+        "print('HEAVY', heavy)\n"
+    )
+    env = {**os.environ, "VEILBENCH_LOAD_PLUGINS": ""}  # third-party plugins may import torch
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == "HEAVY []"
+
+
+def test_lazy_commands_list_the_same_help_as_the_real_ones(cli):
+    from veilbench.lazy import LazyCommand
+
+    lazy = [c for c in cli.commands.values() if isinstance(c, LazyCommand)]
+    assert {c.name for c in lazy} >= {"craft", "protect", "recover", "train", "rank1"}
+    for command in lazy:
+        real = command.load()
+        assert command.short_help == real.help.strip().splitlines()[0], command.name
+        result = CliRunner().invoke(cli, [command.name, "--help"])
+        assert result.exit_code == 0 and real.help.strip().splitlines()[0] in result.output
+
+
+def test_list_protectors_json_shows_each_protectors_declared_traits(cli):
+    listed = json.loads(CliRunner().invoke(cli, ["list", "protectors", "--json"]).output)
+    traits = {p["name"]: p.get("traits") for p in listed}
+    assert traits["avih"] == {"per_image": True, "secret": True, "recoverable": True}
+    assert traits["veil"] == {"per_image": False, "secret": True, "recoverable": True}

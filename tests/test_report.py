@@ -444,7 +444,7 @@ def test_partial_documents_render(doc: ResultsDocument, variant: str) -> None:
         assert "needs at least two models" in out
         assert "<svg" not in out
         assert "No attacks were run" in out
-        assert "no recovery: this protector cannot be undone" in out
+        assert "no recovery (protector cannot be undone)" in out
 
 
 def test_user_template_overrides(tmp_path: Path, doc: ResultsDocument) -> None:
@@ -481,3 +481,13 @@ def test_heat_style_and_ticks() -> None:
     assert heat_style(1.0).startswith("background-color:#08306b;color:#ffffff")
     assert nice_ticks(0, 150, 6) == [0, 25, 50, 75, 100, 125, 150]
     assert nice_ticks(0, 1, 4) == [0, 0.25, 0.5, 0.75, 1.0]
+
+
+def test_a_protector_that_cannot_be_undone_shows_no_recovery() -> None:
+    doc = make_doc()
+    for s in doc.results.surrogates.values():
+        s.image_metrics.recovered = None  # what the runner records for recoverable = False
+    html = render_html(doc)
+    assert html.count("no recovery (protector cannot be undone)") == 1 + len(
+        doc.results.surrogates
+    )  # the headline and one row per surrogate

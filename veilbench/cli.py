@@ -1,4 +1,9 @@
-"""The ``veilbench`` command line (click). Plugins add commands with ``register_commands``."""
+"""The ``veilbench`` command line (click).
+
+The core commands live here; every other command (built-in ones included) is added through the
+``register_commands`` hook. Nothing here imports torch at module level, so ``veilbench --help``,
+``veilbench list`` and ``veilbench plugins`` stay fast and work when a model package is broken.
+"""
 
 from __future__ import annotations
 
@@ -37,6 +42,9 @@ class VeilbenchGroup(click.Group):
 def cli(ctx: click.Context, verbose: bool) -> None:
     """Craft and benchmark visual face-privacy protections (person-specific veils)."""
     ctx.ensure_object(dict)["verbose"] = verbose
+    if verbose:  # plugins loaded before the options were parsed: show why any was skipped
+        for info in get_plugins().failures():
+            click.echo(f"plugin {info.name!r} failed:\n{info.traceback}", err=True, nl=False)
 
 
 def _echo_json(data: Any) -> None:
@@ -58,23 +66,34 @@ def list_command(kind: str, as_json: bool) -> None:
 
 def _describe(entry) -> dict[str, Any]:
     data = entry.to_dict()
-    card_factory = entry.metadata.get("card_factory")
-    data.pop("card_factory", None)
-    if card_factory:  # cheap: builds a card, never loads weights
-        import importlib
-
-        try:
-            if isinstance(card_factory, str):
-                module, _, attr = card_factory.partition(":")
-                card_factory = getattr(importlib.import_module(module), attr)
-            data["card"] = card_factory().to_dict()
-        except Exception as exc:  # a card must not break listing
-            data["card_error"] = f"{type(exc).__name__}: {exc}"
     if entry.kind == "models":
         from veilbench.weights import status
 
+        card = data.pop("card", None)
+        if card is not None:  # cheap: builds a card, never loads weights
+            try:
+                data["card"] = model_card(entry).to_dict()
+            except Exception as exc:  # a card must not break listing
+                data["card_error"] = f"{type(exc).__name__}: {exc}"
         data["available"] = all(status(w).available for w in entry.metadata.get("weights", []))
+    if entry.kind == "protectors":
+        from dataclasses import asdict
+
+        from veilbench.lazy import resolve
+        from veilbench.protectors.contract import traits
+
+        target = resolve(getattr(entry.factory, "lazy_target", entry.factory))
+        if isinstance(target, type):  # a protector class declares its traits; a function cannot
+            data["traits"] = asdict(traits(target))
     return data
+
+
+def model_card(entry) -> Any:
+    """The :class:`~veilbench.models.base.ModelCard` a model registration declares."""
+    from veilbench.lazy import resolve
+
+    card = resolve(entry.metadata["card"])
+    return card if hasattr(card, "to_dict") else card()
 
 
 @cli.command("plugins")
@@ -88,6 +107,8 @@ def plugins_command(as_json: bool) -> None:
     for i in infos:
         line = f"{i['name']:<22} {i['package']} {i['version']:<10} {i['status']}"
         click.echo(line + (f": {i['error']}" if i["error"] else ""))
+        for warning in i["warnings"]:
+            click.echo(f"{'':<22} warning: {warning}")
 
 
 @cli.command("run")
@@ -133,7 +154,7 @@ def run_command(
 ):
     """Craft veils and evaluate them: writes OUT/results.json and OUT/report.html."""
     from veilbench.config import build_config, load_config, parse_params
-    from veilbench.runner import run
+    from veilbench.validation import validate_run
 
     values = load_config(config_file)
     flags["protocol.identities"] = identities
@@ -145,6 +166,9 @@ def run_command(
     flags["profile"] = profile
     config = build_config(values, flags)
     ckpts = dict(_split_pair(c) for c in checkpoints)
+    validate_run(config, get_plugins(), ckpts)  # every name and --param before heavy work
+    from veilbench.runner import run
+
     doc = run(config, checkpoints=ckpts)
     _print_summary(doc)
 
@@ -284,19 +308,22 @@ def weights_fetch(names: tuple[str, ...]) -> None:
         click.echo(f"{name}: {resolve(KNOWN_WEIGHTS[name])}")
 
 
-_BUILT = False
+_MOUNTED: tuple[Any, list[str]] | None = None
 
 
 def build_cli() -> click.Group:
-    """The root group with the optional commands and the plugins' commands mounted (once)."""
-    global _BUILT
-    if not _BUILT:
-        from veilbench.commands import COMMANDS
+    """The root group with the current plugins' commands (built-in ones included) mounted.
 
-        for command in COMMANDS:
-            cli.add_command(command)
-        get_plugins().add_commands(cli)
-        _BUILT = True
+    When the plugins change (tests install their own), the previous plugins' commands go.
+    """
+    global _MOUNTED
+    plugins = get_plugins()
+    if _MOUNTED is None or _MOUNTED[0] is not plugins:
+        for name in _MOUNTED[1] if _MOUNTED else []:
+            cli.commands.pop(name, None)
+        core = set(cli.commands)
+        plugins.add_commands(cli)
+        _MOUNTED = (plugins, sorted(set(cli.commands) - core))
     return cli
 
 

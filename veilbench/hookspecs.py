@@ -1,21 +1,32 @@
 """The hooks a veilbench plugin can implement (the public plugin contract).
 
-A plugin is a module (or package) exposed through the ``veilbench`` entry-point group that
-implements some of these hooks with the :data:`hookimpl` marker::
+A plugin is a module (or package) exposed through the ``veilbench`` entry-point group::
+
+    # pyproject.toml
+    [project.entry-points.veilbench]
+    posterize = "veilbench_posterize"
+
+that implements some of these hooks, each marked with :data:`hookimpl`::
 
     from veilbench import hookimpl
 
+
     @hookimpl
     def register_attacks(register):
-        register("posterize", Posterize, description="reduce colour depth", params={"bits": 4})
+        register("posterize", posterize, parameter="bits per channel", sweep=[8, 5, 3, 2, 1])
 
 Each ``register_*`` hook receives a ``register(name, factory, **metadata)`` callback. The factory
-is stored, not called: listing never loads weights. Metadata is free-form JSON-serialisable data
-shown by ``veilbench list ... --json``; the keys each kind expects are documented below. A name
-registered twice (by any two plugins) is an error naming both.
+is stored, not called: listing never loads weights. A factory may be a ``"module:attr"`` string
+wrapped by :func:`veilbench.lazy.factory`, so the plugin's heavy imports (torch) happen only
+when something is created. Metadata is JSON-serialisable data shown by
+``veilbench list KIND --json``; the keys each kind reads are documented on its hook. Names
+contain no ``, * ? [ ] !`` or spaces.
 
-An implementation may take fewer arguments than its spec, so specs can grow without breaking
-plugins.
+A name registered twice (by any two plugins), a function named like a hook but not marked, a
+misspelt hook, or an exception inside a hook gets the plugin skipped as a whole and reported
+(``veilbench plugins``; ``--verbose`` shows the traceback; ``VEILBENCH_STRICT_PLUGINS=1`` makes
+it an error). An implementation may take fewer arguments than its spec, so specs can grow
+without breaking plugins.
 """
 
 from __future__ import annotations
@@ -39,11 +50,32 @@ Register = Callable[..., None]
 def register_models(register: Register) -> None:
     """Register face-recognition models.
 
-    :param register: ``register(name, factory, **metadata)``. ``factory(space=FaceSpace, **kw)``
-        returns a :class:`veilbench.models.base.FaceModel`. Metadata: ``card`` (a
-        :class:`~veilbench.models.base.ModelCard`: input spec, embedding size, licence, weight
-        files with sha256), ``weights`` (a list of :class:`~veilbench.weights.WeightFile`;
-        empty for architectures that need a user checkpoint), ``description``.
+    :param register: ``register(name, factory, **metadata)``.
+
+    ``factory(space=FaceSpace, **kw)`` returns a :class:`veilbench.models.base.FaceModel`,
+    usually ``FaceModel(backbone, card, space)``: the backbone maps the model's own input to raw
+    embeddings; ``FaceModel`` crops, resizes, reorders channels and normalises the canonical crop
+    as ``card.input`` (an :class:`~veilbench.models.base.InputSpec`) says, and L2-normalises the
+    output. ``kw`` holds ``checkpoint=PATH`` when the user passes ``--checkpoint NAME=PATH``.
+
+    Metadata: ``card`` (the :class:`~veilbench.models.base.ModelCard`: a card, a zero-argument
+    function returning one, or its ``"module:function"``; building it must not load weights),
+    ``weights`` (a list of :class:`~veilbench.weights.WeightFile` the factory needs, checked
+    before loading; ``[]`` for random weights or a user checkpoint), ``needs`` (``"checkpoint"``
+    when the model is unusable without ``--checkpoint NAME=PATH``), ``description``. Everything
+    else about the model (licence, embedding size, pretrained or not) is in the card only.
+
+    Example::
+
+        @hookimpl
+        def register_models(register):
+            register(
+                "thumbnail",
+                factory("my_plugin.parts:thumbnail_model"),  # FaceModel(backbone, card, space)
+                card="my_plugin.parts:thumbnail_card",  # ModelCard(..., pretrained=False)
+                weights=[],  # random weights: nothing to fetch
+                description="random projection of a grey thumbnail",
+            )
     """
 
 
@@ -51,9 +83,25 @@ def register_models(register: Register) -> None:
 def register_protectors(register: Register) -> None:
     """Register protectors (veil crafting methods and baselines).
 
-    :param register: ``register(name, factory, **metadata)``. ``factory(**params)`` returns an
-        object following :class:`veilbench.protectors.Protector`. Metadata: ``description``,
-        ``per_image`` (bool: one perturbation per image rather than one veil per person).
+    :param register: ``register(name, factory, **metadata)``.
+
+    ``factory(**params)`` returns an object following
+    :class:`veilbench.protectors.contract.Protector` (``--param key=value`` pairs arrive as
+    strings). What a protector is (per-image, keeps a secret, can be undone) is declared on the
+    protector class only, never in metadata. Metadata: ``config`` (its hyper-parameter
+    dataclass or ``"module:Class"``, so ``veilbench run`` checks ``--param`` keys and types
+    before any work; without it the factory is called to check them), ``description``.
+
+    Example::
+
+        @hookimpl
+        def register_protectors(register):
+            register(
+                "blur",
+                factory("my_plugin.parts:Blur"),  # class Blur: secret = recoverable = False
+                config="my_plugin.parts:BlurConfig",  # @dataclass with sigma: float = 6.0
+                description="heavy blur: no secret, cannot be undone",
+            )
     """
 
 
@@ -61,10 +109,23 @@ def register_protectors(register: Register) -> None:
 def register_attacks(register: Register) -> None:
     """Register image attacks used in robustness sweeps.
 
-    :param register: ``register(name, factory, **metadata)``. ``factory(strength)`` returns a
-        callable mapping an ``N x 3 x H x W`` float tensor in [0, 255] to another one.
-        Metadata: ``description``, ``parameter`` (name and unit of the strength),
-        ``sweep`` (the default list of strengths).
+    :param register: ``register(name, factory, **metadata)``.
+
+    ``factory(strength)`` returns a callable mapping an ``N x 3 x H x W`` float tensor in
+    [0, 255] to another one of the same shape (see :mod:`veilbench.attacks`). Metadata:
+    ``parameter`` (name and unit of the strength), ``sweep`` (the default list of strengths,
+    overridable in the config file's ``[attacks.sweeps]``), ``description``.
+
+    Example::
+
+        def posterize(bits):
+            step = 2 ** (8 - int(bits))
+            return lambda x: (x / step).floor() * step
+
+
+        @hookimpl
+        def register_attacks(register):
+            register("posterize", posterize, parameter="bits per channel", sweep=[8, 5, 3, 2, 1])
     """
 
 
@@ -72,17 +133,43 @@ def register_attacks(register: Register) -> None:
 def register_datasets(register: Register) -> None:
     """Register datasets.
 
-    :param register: ``register(name, factory, **metadata)``. ``factory(**options)`` returns a
-        :class:`veilbench.data.datasets.FaceDataset`. Metadata: ``description``, ``licence``.
+    :param register: ``register(name, factory, **metadata)``.
+
+    ``factory(**options)`` returns a :class:`veilbench.data.datasets.FaceDataset`, usually
+    through :func:`veilbench.data.datasets.image_folder`. ``--dataset NAME`` calls it with no
+    options, so it finds its own files (accept and ignore unknown keywords). Its ``alignment``
+    says how photos become canonical crops: ``"yunet"`` (detect and align; web photos),
+    ``"center"`` (a fixed box, for already aligned sets such as LFW deep-funneled) or ``"none"``
+    (files already are canonical crops). Metadata: ``description``, ``licence``.
+
+    Example::
+
+        def my_faces(**_):
+            return image_folder(os.environ["MY_FACES"], name="my_faces", alignment="yunet")
+
+
+        @hookimpl
+        def register_datasets(register):
+            register("my_faces", my_faces, description="my photos", licence="mine")
     """
 
 
 @hookspec
 def register_commands(cli: click.Group) -> None:
-    """Add commands to the ``veilbench`` command line.
+    """Add commands to the ``veilbench`` command line (built-in ones come the same way).
 
     :param cli: the root :class:`click.Group`; call ``cli.add_command(...)`` or decorate with
-        ``@cli.command()``.
+        ``@cli.command()``. A command may not replace an existing one. Wrap a command whose
+        module is heavy in :class:`veilbench.lazy.LazyCommand` to keep ``--help`` fast.
+
+    Example::
+
+        @hookimpl
+        def register_commands(cli):
+            @cli.command("hello")
+            def hello():
+                \"\"\"Greet.\"\"\"
+                click.echo("hello")
     """
 
 

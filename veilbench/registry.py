@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,15 +62,27 @@ class Registry:
         self._entries: dict[str, Entry] = {}
 
     def register(self, name: str, factory: Callable[..., Any], plugin: str, **metadata: Any):
+        self.add(Entry(name, factory, plugin, self.kind, dict(metadata)))
+
+    def check_new(self, entry: Entry, staged: Sequence[Entry] = ()) -> None:
+        """Raise :class:`RegistryError` unless ``entry`` has a valid name no one else holds."""
+        name, plugin = entry.name, entry.plugin
         if not isinstance(name, str) or not name or any(c in name for c in ",*?[]! "):
             raise RegistryError(f"invalid {self.kind[:-1]} name {name!r} from plugin {plugin}")
-        if name in self._entries:
-            other = self._entries[name].plugin
+        other = self._entries.get(name) or next((e for e in staged if e.name == name), None)
+        if other is not None:
             raise RegistryError(
-                f"{self.kind[:-1]} {name!r} is registered twice: by plugin {other!r} and by "
-                f"plugin {plugin!r}; disable one with VEILBENCH_DISABLE_PLUGINS"
+                f"{self.kind[:-1]} {name!r} is registered twice: by plugin {other.plugin!r} and "
+                f"by plugin {plugin!r}; rename it, or disable one with VEILBENCH_DISABLE_PLUGINS"
             )
-        self._entries[name] = Entry(name, factory, plugin, self.kind, dict(metadata))
+
+    def add(self, entry: Entry) -> None:
+        self.check_new(entry)
+        self._entries[entry.name] = entry
+
+    def drop_plugin(self, plugin: str) -> None:
+        """Forget every entry ``plugin`` registered."""
+        self._entries = {n: e for n, e in self._entries.items() if e.plugin != plugin}
 
     def __contains__(self, name: str) -> bool:
         return name in self._entries
@@ -88,9 +100,10 @@ class Registry:
         try:
             return self._entries[name]
         except KeyError:
-            raise RegistryError(self._unknown(name)) from None
+            raise RegistryError(self.unknown(name)) from None
 
-    def _unknown(self, name: str) -> str:
+    def unknown(self, name: str) -> str:
+        """The message for a name no plugin registered, with the closest registered names."""
         close = difflib.get_close_matches(name, list(self._entries), n=3, cutoff=0.5)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         return f"unknown {self.kind[:-1]} {name!r}{hint} (see `veilbench list {self.kind}`)"
@@ -129,7 +142,7 @@ class Registry:
                 )
             return matched
         if pattern not in self._entries:
-            raise RegistryError(self._unknown(pattern))
+            raise RegistryError(self.unknown(pattern))
         return [pattern]
 
 

@@ -46,6 +46,7 @@ from veilbench.results import (
     portable_path,
     write_json_atomic,
 )
+from veilbench.validation import validate_run
 
 Log = Callable[[str], None]
 
@@ -61,6 +62,7 @@ def run(
     t_start = time.perf_counter()
     torch.manual_seed(config.seed)
     plugins = get_plugins()
+    validate_run(config, plugins, checkpoints)  # every name and --param before heavy work
     device = pick_device(config.device)
     space = FaceSpace(config.template_size, config.margin)
     out = Path(config.out)

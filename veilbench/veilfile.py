@@ -42,16 +42,27 @@ SUFFIX = ".veil"
 class Veil:
     """A crafted protection: ``3 x S x S`` (person-wise) or ``n x 3 x S x S`` (per image)."""
 
+    #: The pixels, float in [0, 255]: ``3 x S x S`` for a person, ``n x 3 x S x S`` per image.
     veil: torch.Tensor
+    #: Share of the original photo in the protected one: ``alpha * x + (1 - alpha) * veil``.
     alpha: float
+    #: The registered name of the protector that crafted it.
     protector: str
+    #: Whose veil it is (the identity name it was crafted for).
     identity: str = ""
+    #: The protector's hyper-parameters (``config.to_dict()``).
     config: dict = field(default_factory=dict)
+    #: The models crafted against: ``[{"name", "sha256"}]``.
     surrogates: list[dict] = field(default_factory=list)
+    #: sha256 of each crafting photo (:func:`image_sha256`), tying the veil to them.
     image_sha256: list[str] = field(default_factory=list)
-    clip: str = "veil"  # "veil": veil kept in [0, 255], blends never clip; "blend": clip blends
+    #: "veil": veil kept in [0, 255], blends never clip; "blend": blends are clipped.
+    clip: str = "veil"
+    #: Free-form crafting statistics (iterations, losses, timings).
     stats: dict = field(default_factory=dict)
+    #: The veilbench version that wrote it.
     version: str = field(default_factory=lambda: veilbench.__version__)
+    #: UTC creation time (ISO 8601).
     created: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
 
     @property

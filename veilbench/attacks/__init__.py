@@ -117,19 +117,3 @@ def jpeg(quality: float) -> Attack:
         return torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2).float().to(x.device)
 
     return attack
-
-
-#: name -> (factory, strength parameter, default sweep, description)
-BUILTIN_ATTACKS: dict[str, tuple[Callable[[float], Attack], str, list[float], str]] = {
-    "gaussian": (gaussian, "sigma (0-255 units)", [0, 10, 30, 60, 90, 120, 150], "Gaussian noise"),
-    "salt_pepper": (
-        salt_pepper,
-        "amount (fraction of pixels)",
-        [0, 0.01, 0.05, 0.1, 0.2],
-        "salt-and-pepper noise",
-    ),
-    "median": (median, "kernel size (px)", [1, 3, 5, 7], "median filter"),
-    "jpeg": (jpeg, "quality", [100, 90, 75, 50, 30, 10], "JPEG re-encoding"),
-    "resize": (resize, "scale", [1.0, 0.75, 0.5, 0.35, 0.25], "down-and-up resizing"),
-    "blur": (blur, "sigma (px)", [0, 0.5, 1, 2, 3], "Gaussian blur"),
-}

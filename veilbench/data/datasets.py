@@ -18,13 +18,16 @@ from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from veilbench.data.images import load_rgb, save_png
 from veilbench.errors import DataError
-from veilbench.models.base import FaceSpace
 from veilbench.weights import cache_dir
+
+if TYPE_CHECKING:  # the model module imports torch; dataset listing must not
+    from veilbench.models.base import FaceSpace
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 
@@ -42,7 +45,11 @@ LFW_MD5 = "68331da3eb755a505a502b5aacb3c201"
 
 @dataclass(frozen=True)
 class ImageRef:
+    """One photo of one person."""
+
+    #: Who is in the photo (photos of one person share it).
     identity: str
+    #: The image file.
     path: Path
 
 
@@ -54,13 +61,20 @@ class FaceDataset:
     aligned sets such as LFW deep-funneled) or ``"none"`` (files already are canonical crops).
     """
 
+    #: Shown in results and reports.
     name: str
+    #: The folder the photos come from.
     root: Path
+    #: Every photo, grouped by identity in :meth:`by_identity`.
     refs: list[ImageRef]
+    #: "yunet" (detect and align), "center" (fixed box) or "none" (files are canonical crops).
     alignment: str = "yunet"
+    #: True for generated faces: every result and report then warns that numbers mean nothing.
     synthetic: bool = False
+    #: One line about the data, shown in reports.
     description: str = ""
-    problems: list[dict] = field(default_factory=list)  # unusable files with reasons
+    #: Unusable files with reasons: ``[{"identity", "file", "reason"}]``.
+    problems: list[dict] = field(default_factory=list)
 
     def by_identity(self) -> dict[str, list[ImageRef]]:
         groups: dict[str, list[ImageRef]] = defaultdict(list)

@@ -22,6 +22,7 @@ from veilbench.data.faces import EvalData
 from veilbench.evaluation.identification import EmbeddingCache, Gallery, embed, msr, rank1
 from veilbench.models.base import FaceModel
 from veilbench.protectors.apply import ProtectedFaces, quantise
+from veilbench.protectors.contract import traits
 from veilbench.registry import Entry
 from veilbench.results import (
     SUBSETS,
@@ -208,7 +209,7 @@ def evaluate_impersonation(
     Beyond the paper: a high white-box rate means the veil is a token for p, so a leaked veil
     lets anyone be recognised as p by that model. Per-image protectors have no such token.
     """
-    if len(data.probes) < 2 or getattr(protector, "per_image", False):
+    if len(data.probes) < 2 or traits(protector).per_image:
         return {}
     rates: dict[str, float | None] = {}
     for target in targets.models:

@@ -35,7 +35,9 @@ ARCFACE_TEMPLATE_112: tuple[tuple[float, float], ...] = (
 class FaceSpace:
     """The canonical crop: the ArcFace template scaled to ``template_size`` plus ``margin``."""
 
+    #: Side of the ArcFace template inside the crop (112: the paper's aligned crop).
     template_size: int = 112
+    #: Pixels around the template, for models trained on wider chips; S = template + 2 margin.
     margin: int = 16
 
     @property
@@ -63,11 +65,17 @@ class InputSpec:
     ``scale=255, mean=127.5, std=128`` the insightface convention.
     """
 
+    #: Side of the square the backbone receives, in pixels.
     size: int = 112
+    #: The square the model sees, in 112-pixel ArcFace-template coordinates.
     crop: tuple[float, float, float, float] = (0.0, 0.0, 112.0, 112.0)
-    channels: str = "RGB"  # or "BGR"
+    #: "RGB" or "BGR": the channel order the backbone expects.
+    channels: str = "RGB"
+    #: Pixels are first mapped to [0, scale].
     scale: float = 255.0
+    #: Per-channel mean subtracted after scaling (in the backbone's channel order).
     mean: tuple[float, float, float] = (127.5, 127.5, 127.5)
+    #: Per-channel divisor applied after the mean.
     std: tuple[float, float, float] = (128.0, 128.0, 128.0)
 
     def to_dict(self) -> dict:
@@ -78,15 +86,24 @@ class InputSpec:
 class ModelCard:
     """What a registered model is: goes into ``veilbench list models`` and every result file."""
 
+    #: The registered name.
     name: str
+    #: The network, in words (e.g. "iresnet50").
     architecture: str
+    #: Length of the embeddings the model returns.
     embedding_size: int
+    #: How the canonical crop becomes the backbone's input (applied by FaceModel).
     input: InputSpec = field(default_factory=InputSpec)
+    #: Licence of the weights.
     licence: str = "unknown"
+    #: Where the weights or architecture come from.
     source: str = ""
+    #: The paper to cite.
     paper: str = ""
+    #: True only for trained weights; a random-init model says False (and registers weights=[]).
     pretrained: bool = False
-    weights: list[dict] = field(default_factory=list)  # [{"name", "sha256", "sources"}]
+    #: The weight files: ``[{"name", "sha256", "sources"}]``.
+    weights: list[dict] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         d = asdict(self)

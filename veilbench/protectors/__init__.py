@@ -1,8 +1,10 @@
 """Protectors: craft a protection per identity, apply it to photos, recover the originals.
 
-Every protector follows :class:`Protector`: ``craft`` returns one :class:`~veilbench.veilfile.Veil`
-per identity, ``apply`` blends it into photos, ``recover`` undoes the blend. Constructors take
-keyword hyper-parameters (``VeilProtector(mu_var=10)``) and reject unknown keys.
+Every protector follows :class:`~veilbench.protectors.contract.Protector`: ``craft`` returns one
+:class:`~veilbench.veilfile.Veil` per identity, ``apply`` blends it into photos, ``recover``
+undoes the blend; :func:`traits` reads what a protector declares (per-image, secret,
+recoverable). Constructors take keyword hyper-parameters (``VeilProtector(mu_var=10)``) and
+reject unknown keys.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from veilbench.protectors.baselines import (
     VUAPConfig,
     VUAPProtector,
 )
-from veilbench.protectors.engine import CraftConfig, Protector, craft_many, make_config
+from veilbench.protectors.contract import Protector, Traits, traits
+from veilbench.protectors.engine import CraftConfig, craft_many, make_config
 from veilbench.protectors.veil import VeilConfig, VeilProtector
 
 __all__ = [
@@ -23,10 +26,12 @@ __all__ = [
     "CraftConfig",
     "NoneProtector",
     "Protector",
+    "Traits",
     "VUAPConfig",
     "VUAPProtector",
     "VeilConfig",
     "VeilProtector",
     "craft_many",
     "make_config",
+    "traits",
 ]

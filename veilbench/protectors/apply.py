@@ -10,6 +10,7 @@ import torch
 
 from veilbench.data.faces import EvalData
 from veilbench.models.base import FaceModel
+from veilbench.protectors.contract import traits
 
 
 def quantise(images: torch.Tensor) -> torch.Tensor:
@@ -41,8 +42,8 @@ def craft_and_protect(
     progress: bool = False,
 ) -> dict[str, ProtectedFaces]:
     """Craft every probe's veil (finished veils in ``veil_dir`` are reused) and apply it."""
-    per_image = bool(getattr(protector, "per_image", False))
-    recoverable = bool(getattr(protector, "recoverable", True))
+    declared = traits(protector)
+    per_image, recoverable = declared.per_image, declared.recoverable
     inputs = {}
     for p in data.probes:
         images = p.craft.tensor()

@@ -29,9 +29,9 @@ import hashlib
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, TypeVar, runtime_checkable
+from typing import Any
 
 import torch
 from tqdm.auto import tqdm
@@ -40,6 +40,7 @@ from veilbench.errors import ConfigError, DataError, NumericalError, VeilFileErr
 from veilbench.models.base import FaceModel
 from veilbench.progress import progress_enabled
 from veilbench.protectors import losses
+from veilbench.protectors.contract import make_config
 from veilbench.veilfile import (
     SUFFIX,
     Veil,
@@ -142,40 +143,6 @@ class Objective:
     block_size: int = 3
     block_stride: int = 1
     hull_iters: int = 50
-
-
-C = TypeVar("C")
-
-
-def _coerce(name: str, value: Any, default: Any) -> Any:
-    """Turn a CLI string into the type of the field's default."""
-    if not isinstance(value, str) or isinstance(default, str):
-        return value
-    try:
-        if isinstance(default, bool):
-            if value.lower() in ("1", "true", "yes", "on"):
-                return True
-            if value.lower() in ("0", "false", "no", "off"):
-                return False
-            raise ValueError(value)
-        return type(default)(value)
-    except ValueError:
-        raise ConfigError(
-            f"parameter {name}={value!r} is not a valid {type(default).__name__}"
-        ) from None
-
-
-def make_config(cls: type[C], params: dict[str, Any]) -> C:
-    """Build dataclass ``cls`` from keyword parameters (strings coerced); unknown -> ConfigError."""
-    valid = {f.name: f for f in fields(cls)}
-    unknown = sorted(set(params) - set(valid))
-    if unknown:
-        raise ConfigError(
-            f"unknown parameter(s) {', '.join(unknown)} for {cls.__name__}; "
-            f"valid keys: {', '.join(valid) or '(none)'}"
-        )
-    defaults = cls()
-    return cls(**{k: _coerce(k, v, getattr(defaults, k)) for k, v in params.items()})
 
 
 def unit_seed(seed: int, name: str) -> int:
@@ -640,32 +607,6 @@ def craft_many(
                     on_done(name, veil)
                 results[name] = veil
     return {name: results[name] for name in identities}
-
-
-@runtime_checkable
-class Protector(Protocol):
-    """What the benchmark runner calls: craft veils, apply them, recover from them."""
-
-    name: str
-    config: Any
-    per_image: bool
-
-    def craft(
-        self,
-        identities: dict[str, torch.Tensor],
-        surrogates: list[FaceModel],
-        *,
-        device: str | torch.device = "cpu",
-        seed: int = 0,
-        out_dir: str | Path | None = None,
-        progress: bool = True,
-    ) -> dict[str, Veil]: ...
-
-    def apply(self, veil: Veil, images: torch.Tensor) -> torch.Tensor: ...
-
-    def recover(
-        self, veil: Veil, protected: torch.Tensor, gaussian_sigma: float = 0.0
-    ) -> torch.Tensor: ...
 
 
 class EngineProtector:

@@ -161,6 +161,10 @@ def _models(doc: ResultsDocument) -> list[dict[str, Any]]:
     ]
 
 
+#: What the report says where a protector cannot be undone (its recovered metrics are None).
+NO_RECOVERY = "no recovery (protector cannot be undone)"
+
+
 def _verdict(results: Results) -> list[dict]:
     """The headline numbers, from the privacy summary (derived in one place: the contract)."""
     privacy = [rates["held_out"] for rates in results.privacy().values()]
@@ -205,7 +209,7 @@ def _verdict(results: Results) -> list[dict]:
             "pairs": None,
             "note": "higher = better recovery with the veil (paper 0.868–0.869)"
             if any(m.recovered for m in metrics) or not metrics
-            else "no recovery: this protector cannot be undone",
+            else NO_RECOVERY,
         },
     ]
 
@@ -246,6 +250,8 @@ def _image_metrics(results: Results) -> dict[str, list[dict[str, Any]]]:
                     "surrogate": key,
                     **{k: number(getattr(q, k)) if q else None for k in ("ssim", "lpips", "psnr")},
                     "n": q.n if q else None,
+                    # None: the protector declared that it cannot be undone
+                    "no_recovery": NO_RECOVERY if q is None and kind == "recovered" else None,
                 }
             )
     return view

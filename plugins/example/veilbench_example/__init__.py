@@ -1,47 +1,22 @@
-"""An example veilbench plugin: a posterize attack and a flat-grey-veil protector."""
+"""An example veilbench plugin: one of each kind (attack, protectors, model, dataset, command).
+
+This module only registers; the implementations live in :mod:`veilbench_example.parts` and are
+imported (with torch) only when veilbench creates one, so ``veilbench --help`` stays fast.
+"""
 
 from __future__ import annotations
 
-import torch
+import click
 
 from veilbench import hookimpl
-
-
-def posterize(bits: float):
-    """Keep ``bits`` bits per channel (8 = identity)."""
-    step = 2 ** (8 - int(bits))
-
-    def attack(x: torch.Tensor) -> torch.Tensor:
-        return (x / step).floor() * step
-
-    return attack
-
-
-class GreyVeil:
-    """A naive protector: the same flat grey veil for everyone (no model needed)."""
-
-    name = "example_grey"
-    per_image = False
-
-    def __init__(self, alpha: float = 0.2, level: float = 128.0):
-        self.alpha, self.level = alpha, level
-        self.config = {"alpha": alpha, "level": level}
-
-    def craft(self, identities, surrogates, **_):
-        return {name: torch.full_like(images[0], self.level) for name, images in identities.items()}
-
-    def apply(self, veil, images):
-        return self.alpha * images + (1 - self.alpha) * veil.to(images.device)
-
-    def recover(self, veil, protected, gaussian_sigma: float = 0.0):
-        return (protected - (1 - self.alpha) * veil.to(protected.device)) / self.alpha
+from veilbench.lazy import factory
 
 
 @hookimpl
 def register_attacks(register):
     register(
         "posterize",
-        posterize,
+        factory("veilbench_example.parts:posterize"),
         parameter="bits per channel",
         sweep=[8, 5, 3, 2, 1],
         description="colour quantisation",
@@ -50,4 +25,44 @@ def register_attacks(register):
 
 @hookimpl
 def register_protectors(register):
-    register("example_grey", GreyVeil, per_image=False, description="flat grey veil (example)")
+    register(
+        "example_grey",
+        factory("veilbench_example.parts:GreyVeil"),
+        config="veilbench_example.parts:GreyConfig",
+        description="flat grey veil (example)",
+    )
+    register(
+        "example_blur",
+        factory("veilbench_example.parts:Blur"),
+        config="veilbench_example.parts:BlurConfig",
+        description="heavy Gaussian blur: no secret, cannot be undone (example)",
+    )
+
+
+@hookimpl
+def register_models(register):
+    register(
+        "example_thumbnail",
+        factory("veilbench_example.parts:thumbnail_model"),
+        card="veilbench_example.parts:thumbnail_card",
+        weights=[],  # random weights: nothing to download, nothing to check
+        description="RANDOM projection of a grey 24 px thumbnail: shows the wiring only",
+    )
+
+
+@hookimpl
+def register_datasets(register):
+    register(
+        "example_faces",
+        factory("veilbench_example.parts:example_faces"),
+        description="your own <identity>/<photo> folder from $EXAMPLE_FACES, YuNet-aligned",
+        licence="yours",
+    )
+
+
+@hookimpl
+def register_commands(cli):
+    @cli.command("example-info")
+    def example_info() -> None:
+        """Say what the example plugin registers."""
+        click.echo("posterize, example_grey, example_blur, example_thumbnail, example_faces")
