@@ -43,11 +43,11 @@ def test_example_blur_has_no_recovery_in_results_report_and_craft(example, tmp_p
     doc = run_in_process(
         tmp_path / "run", protector="example_blur", models=TINY_MODEL, dataset=TINY_FACES
     )
-    metrics = doc["results"]["image_metrics"][TINY_MODEL]
-    assert metrics["recovered"] is None
-    assert 0.0 < metrics["protected"]["ssim"] < 1.0  # blurred, not unchanged
-    assert doc["results"]["samples"][TINY_MODEL]
-    assert all(s["recovered"] is None for s in doc["results"]["samples"][TINY_MODEL].values())
+    result = doc.results.surrogates[TINY_MODEL]
+    assert result.image_metrics.recovered is None
+    assert 0.0 < result.image_metrics.protected.ssim < 1.0  # blurred, not unchanged
+    assert result.samples
+    assert all("recovered" not in s for s in result.samples.values())
     report = (tmp_path / "run" / "report.html").read_text()
     assert "no recovery (protector cannot be undone)" in report
     result = invoke(
@@ -76,8 +76,8 @@ def test_example_grey_recovers_its_photos(example, tmp_path):
         dataset=TINY_FACES,
         param={"level": 100},
     )
-    assert doc["config"]["protector_config"] == {"alpha": 0.2, "level": 100.0}
-    assert doc["results"]["image_metrics"][TINY_MODEL]["recovered"]["ssim"] > 0.95
+    assert doc.config["protector_config"] == {"alpha": 0.2, "level": 100.0}
+    assert doc.results.surrogates[TINY_MODEL].image_metrics.recovered.ssim > 0.95
 
 
 def test_example_model_wires_its_input_spec(example):

@@ -5,7 +5,7 @@ A plugin package tests itself end to end in a few seconds, without weights or fa
     def test_my_protector(veilbench_plugins, veilbench_run):
         veilbench_plugins(my_plugin_module)  # the installed plugins + mine + the tiny ones
         doc = veilbench_run(protector="my_protector", models=TINY_MODEL, dataset=TINY_FACES)
-        assert doc["results"]["msr"][TINY_MODEL][TINY_MODEL]["held_out"]["n"] > 0
+        assert doc.results.surrogates[TINY_MODEL].msr[TINY_MODEL]["held_out"].n > 0
 
 Fixtures (available once veilbench is installed, nothing to import):
 
@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from veilbench.data.datasets import FaceDataset
     from veilbench.models.base import FaceModel, FaceSpace
     from veilbench.plugins import Plugins
+    from veilbench.results import ResultsDocument
 
 #: The random-weight model and the synthetic dataset this module registers.
 TINY_MODEL = "tiny_random"
@@ -109,8 +110,9 @@ def invoke(*args: str) -> click.testing.Result:
     return CliRunner().invoke(build_cli(), list(args))
 
 
-def run_in_process(out: str | Path | None = None, **flags: Any) -> dict[str, Any]:
-    """Run ``veilbench run`` in this process and return its results document.
+def run_in_process(out: str | Path | None = None, **flags: Any) -> ResultsDocument:
+    """Run ``veilbench run`` in this process and return its results document (the typed
+    :class:`~veilbench.results.ResultsDocument`; see docs/results.md).
 
     ``flags`` are the command's options with underscores for dashes (``craft_with="a"``);
     ``param={"iterations": 2}`` and ``checkpoint={"model": "path"}`` become repeated
@@ -138,7 +140,9 @@ def run_in_process(out: str | Path | None = None, **flags: Any) -> dict[str, Any
         raise AssertionError(f"veilbench {' '.join(args)} failed:\n{result.output}") from (
             result.exception if not isinstance(result.exception, SystemExit) else None
         )
-    return json.loads((out / "results.json").read_text())
+    from veilbench.results import read_results
+
+    return read_results(out / "results.json")
 
 
 # pytest fixtures ------------------------------------------------------------------------------
@@ -158,7 +162,7 @@ def veilbench_plugins():
 def veilbench_run(tmp_path: Path):
     """:func:`run_in_process` writing into this test's temporary folder."""
 
-    def run(**flags: Any) -> dict[str, Any]:
+    def run(**flags: Any) -> ResultsDocument:
         return run_in_process(tmp_path / "veilbench-run", **flags)
 
     return run

@@ -32,13 +32,12 @@ def test_a_recoverable_protector_runs_end_to_end(veilbench_plugins, veilbench_ru
         attacks="testpkg_invert",
         param={"period": "4"},
     )
-    assert doc["config"]["protector_config"] == {"alpha": 0.3, "period": 4}
-    cell = doc["results"]["msr"]["testpkg_random"]["testpkg_random"]["held_out"]
-    assert cell["n"] == 2 and 0.0 <= cell["msr"] <= 1.0
-    recovered = doc["results"]["image_metrics"]["testpkg_random"]["recovered"]
-    assert recovered["ssim"] > 0.99  # the blend undone up to rounding
-    curves = doc["results"]["robustness"]["testpkg_random"]["testpkg_invert"]
-    assert curves["strengths"] == [0.0, 0.5]
+    assert doc.config["protector_config"] == {"alpha": 0.3, "period": 4}
+    result = doc.results.surrogates["testpkg_random"]
+    cell = result.msr["testpkg_random"]["held_out"]
+    assert cell.n == 2 and 0.0 <= cell.msr <= 1.0
+    assert result.image_metrics.recovered.ssim > 0.99  # the blend undone up to rounding
+    assert result.robustness["testpkg_invert"].strengths == [0.0, 0.5]
 
 
 def test_a_protector_without_secret_or_recovery_has_no_recovered_figures(
@@ -48,11 +47,11 @@ def test_a_protector_without_secret_or_recovery_has_no_recovered_figures(
     doc = veilbench_run(
         protector="testpkg_mosaic", models="testpkg_random", dataset="testpkg_faces"
     )
-    metrics = doc["results"]["image_metrics"]["testpkg_random"]
-    assert metrics["recovered"] is None and metrics["protected"]["ssim"] < 1.0
+    metrics = doc.results.surrogates["testpkg_random"].image_metrics
+    assert metrics.recovered is None and metrics.protected.ssim < 1.0
 
 
 def test_the_tiny_fixtures_run_with_a_builtin_protector(veilbench_plugins, veilbench_run):
     veilbench_plugins()
     doc = veilbench_run(protector="none", models="tiny_random", dataset="tiny_faces")
-    assert doc["dataset"]["synthetic"] and doc["models"]["tiny_random"]["pretrained"] is False
+    assert doc.dataset["synthetic"] and doc.models["tiny_random"]["pretrained"] is False
