@@ -21,3 +21,16 @@ def lfw_dev() -> Path:
     if not path.is_dir():
         pytest.skip(f"real faces not found at {path} (set VEILBENCH_SHARED_DATA)")
     return path
+
+
+@pytest.fixture
+def tiny_plugins(tmp_path, monkeypatch):
+    """The installed plugins plus two RANDOM-WEIGHT models (plumbing tests), a private cache."""
+    from tests.helpers import plugins_with_tiny_models
+    from veilbench.plugins import reset_plugins
+
+    monkeypatch.setenv("VEILBENCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("VEILBENCH_PROGRESS", "0")
+    reset_plugins(plugins_with_tiny_models())
+    yield
+    reset_plugins()

@@ -55,6 +55,8 @@ class RunConfig:
     progress: bool = True
     # Thumbnails of real photos in results.json and the report; off for files you commit or share.
     samples: bool = True
+    # Also the veil and an (original, protected) pair of one photo: secrets, for private use only.
+    secret_samples: bool = False
     protocol: ProtocolConfig = field(default_factory=ProtocolConfig)
     protector_params: dict[str, Any] = field(default_factory=dict)
     attack_sweeps: dict[str, list[float]] = field(default_factory=dict)

@@ -10,8 +10,6 @@ gallery embeddings are cached, and the results file is written atomically at the
 
 from __future__ import annotations
 
-import base64
-import io
 import os
 import sys
 import time
@@ -255,16 +253,6 @@ def image_metrics(original: torch.Tensor, other: torch.Tensor, device: torch.dev
     }
 
 
-def thumbnail(image: torch.Tensor) -> str:
-    """A lossless PNG data URI of one canonical crop (for the report's image grid)."""
-    from PIL import Image
-
-    array = image.clamp(0, 255).round().byte().permute(1, 2, 0).cpu().numpy()
-    buf = io.BytesIO()
-    Image.fromarray(array).save(buf, format="PNG", optimize=True)
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
-
-
 def run(config: RunConfig, *, log: Log = stderr_log, checkpoints: dict[str, str] | None = None):
     """Run the benchmark described by ``config``; returns the results document."""
     t_start = time.perf_counter()
@@ -364,17 +352,14 @@ def run(config: RunConfig, *, log: Log = stderr_log, checkpoints: dict[str, str]
             models, states, data, protected, protector, device, config
         )
         if config.samples:
-            results["samples"][key] = {
-                p.identity: {
-                    "original": thumbnail(p.craft.tensor()[0]),
-                    "protected": thumbnail(protected[p.identity]["craft"][0]),
-                    "recovered": thumbnail(protected[p.identity]["craft_recovered"][0]),
-                    "veil": thumbnail(protected[p.identity]["veil"])
-                    if protected[p.identity]["veil"] is not None
-                    else None,
-                }
-                for p in data.probes
-            }
+            from veilbench.samples import SECRETS_WARNING, shareable_samples
+
+            results["samples"][key] = shareable_samples(
+                data.probes, protected, secrets=config.secret_samples
+            )
+            results["samples_contain_secrets"] = config.secret_samples
+            if config.secret_samples and SECRETS_WARNING not in doc["warnings"]:
+                doc["warnings"].append(SECRETS_WARNING)
         timings.setdefault("evaluate_s", {})[key] = time.perf_counter() - t0
     results["privacy"] = privacy_summary(results["msr"])
     timings["total_s"] = time.perf_counter() - t_start
