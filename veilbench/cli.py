@@ -124,6 +124,7 @@ def plugins_command(as_json: bool) -> None:
 def run_command(config_file, params, checkpoints, quiet, identities, max_distractors, **flags):
     """Craft veils and evaluate them: writes OUT/results.json and OUT/report.html."""
     from veilbench.config import build_config, load_config, parse_params
+    from veilbench.outdir import claim_output
     from veilbench.runner import run
 
     values = load_config(config_file)
@@ -135,8 +136,21 @@ def run_command(config_file, params, checkpoints, quiet, identities, max_distrac
         flags["progress"] = False
     config = build_config(values, flags)
     ckpts = dict(_split_pair(c) for c in checkpoints)
-    doc = run(config, checkpoints=ckpts)
+    _check_dataset(config.dataset)
+    with claim_output(config.out):
+        doc = run(config, checkpoints=ckpts)
     _print_summary(doc)
+
+
+def _check_dataset(spec: str | None) -> None:
+    """A dataset path that is a plain file (not a .tgz) is refused before any work."""
+    if spec and Path(spec).is_file() and not spec.endswith((".tgz", ".tar.gz")):
+        from veilbench.errors import ConfigError
+
+        raise ConfigError(
+            f"--dataset {spec} is a file; give a folder of <identity>/<image> photos, an LFW "
+            "folder or .tgz, or a registered dataset name (veilbench list datasets)"
+        )
 
 
 def _split_pair(text: str) -> tuple[str, str]:
@@ -152,6 +166,11 @@ def _print_summary(doc: dict) -> None:
     results = doc["results"]
     for warning in doc.get("warnings", []):
         click.echo(f"WARNING: {warning}", err=True)
+    problems = [p for p in doc.get("problems", []) if isinstance(p, dict) and "file" in p]
+    for p in problems[:20]:
+        click.echo(f"skipped {p['file']}: {p.get('reason', '')}", err=True)
+    if len(problems) > 20:
+        click.echo(f"... and {len(problems) - 20} more (results.json: problems)", err=True)
     click.echo("MSR (rows: surrogate; columns: target; held-out photos)")
     for surrogate, row in results.get("msr", {}).items():
         cells = "  ".join(f"{t}={v['held_out']['msr']:.2f}" for t, v in row.items())

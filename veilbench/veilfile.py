@@ -241,10 +241,6 @@ def _check_pixels(pixels: torch.Tensor, meta: dict, path: Path) -> None:
         )
     if not bool(torch.isfinite(pixels).all()):
         raise VeilFileError(f"veil file {path} is corrupt: its pixels hold NaN or inf; {_FIX}")
-    if meta.get("clip", "veil") == "veil" and not bool(((pixels >= 0) & (pixels <= 255)).all()):
-        raise VeilFileError(
-            f"veil file {path} is corrupt: clip 'veil' but pixels outside [0, 255]; {_FIX}"
-        )
 
 
 def _read_npy(data: bytes) -> torch.Tensor:

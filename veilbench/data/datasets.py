@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tarfile
+import tempfile
 import urllib.request
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
@@ -140,8 +141,25 @@ def _extract_lfw(archive: Path) -> Path:
     out = cache_dir() / "lfw"
     top = out / archive.name.split(".")[0]
     if not top.is_dir():
-        with tarfile.open(archive) as t:
-            t.extractall(out, filter="data")
+        # Into a scratch folder first: a failed or killed extraction never looks finished.
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=out, prefix=".extract-") as scratch:
+            try:
+                with tarfile.open(archive) as t:
+                    t.extractall(scratch, filter="data")
+            except (tarfile.TarError, OSError, EOFError, ValueError) as exc:
+                raise DataError(
+                    f"dataset archive {archive} cannot be read ({' '.join(str(exc).split())}): "
+                    "it is corrupt, "
+                    "truncated or not a .tgz; download it again or pass the extracted folder"
+                ) from exc
+            folders = [p for p in Path(scratch).iterdir() if p.is_dir()]
+            if len(folders) != 1:
+                raise DataError(
+                    f"dataset archive {archive} does not hold one top folder of "
+                    "<identity>/<image> files, as the LFW archives do"
+                )
+            os.replace(folders[0], top)
     return top
 
 
