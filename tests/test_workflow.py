@@ -204,3 +204,18 @@ def test_random_weight_run_refuses_a_file_as_out_before_any_work(tiny_plugins, t
     result = invoke("run", "--models", "tiny_random_a", "--dataset", "synthetic", "--out", target)
     assert result.exit_code == 2 and "is a file, not a folder" in result.output
     assert target.read_text() == "keep me"
+
+
+def test_random_weight_run_refuses_a_photo_as_dataset(tiny_plugins, lfw_dev, tmp_path):
+    photo = next((lfw_dev / PERSON).glob("*.jpg"))
+    result = invoke("run", "--models", "tiny_random_a", "--dataset", photo, "--out", tmp_path / "o")
+    assert result.exit_code == 2 and "is a file; give a folder" in result.output
+    assert "does not exist" not in result.output
+
+
+def test_skipped_dataset_files_are_listed_on_the_console(capsys):
+    from veilbench.cli import _print_summary
+
+    doc = {"results": {}, "problems": [{"identity": "x", "file": "x/1.jpg", "reason": "no face"}]}
+    _print_summary(doc)
+    assert "skipped x/1.jpg: no face" in capsys.readouterr().err
