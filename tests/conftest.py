@@ -26,3 +26,16 @@ def lfw_dev() -> Path:
 # The plugin package's own tests run in their own process (test_plugin_pkg.py), with the
 # package importable; collected here they would fail wherever it is not installed.
 collect_ignore = ["plugin_pkg"]
+
+
+@pytest.fixture
+def tiny_plugins(tmp_path, monkeypatch):
+    """The installed plugins plus two RANDOM-WEIGHT models (plumbing tests), a private cache."""
+    from tests.helpers import plugins_with_tiny_models
+    from veilbench.plugins import reset_plugins
+
+    monkeypatch.setenv("VEILBENCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("VEILBENCH_PROGRESS", "0")
+    reset_plugins(plugins_with_tiny_models())
+    yield
+    reset_plugins()

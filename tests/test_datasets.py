@@ -61,3 +61,15 @@ def test_identity_short_of_usable_photos_is_skipped_with_reason():
     result = split(ds, ProtocolConfig(identities=0), usable=usable)
     assert [p.identity for p in result.probes] == ["synthetic_001", "synthetic_002"]
     assert {s["identity"] for s in result.skipped_identities} >= {"synthetic_000"}
+
+
+def test_a_fake_or_truncated_tgz_is_a_one_line_data_error(tmp_path, isolated_cache):
+    from veilbench.data.datasets import lfw
+    from veilbench.errors import DataError
+
+    fake = tmp_path / "lfw-deepfunneled.tgz"
+    fake.write_bytes(b"not a tar archive at all")
+    with pytest.raises(DataError, match="cannot be read .*corrupt, truncated or not a .tgz") as e:
+        lfw(fake)
+    assert "\n" not in str(e.value)
+    assert not (tmp_path / "cache" / "lfw" / "lfw-deepfunneled").exists()  # none half-extracted

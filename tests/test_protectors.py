@@ -349,3 +349,15 @@ def test_random_weight_compiled_surrogates_match_eager_mode():
     for name in IDS:
         # Sign steps can amplify a rounding difference at a pixel, so compare on average.
         assert (got[name].veil - ref[name].veil).abs().mean() < 0.5
+
+
+def test_resume_recrafts_when_the_seed_differs(tmp_path):
+    protector = VeilProtector(iterations=2, hull_iters=5)
+    model = _tiny()
+    one = {"ann": IDS["ann"]}
+    first = protector.craft(one, [model], seed=1, out_dir=tmp_path, progress=False)["ann"]
+    assert load_veil(veil_path(tmp_path, "ann")).seed == 1
+    again = protector.craft(one, [model], seed=1, out_dir=tmp_path, progress=False)["ann"]
+    assert torch.equal(again.veil, first.veil)
+    other = protector.craft(one, [model], seed=2, out_dir=tmp_path, progress=False)["ann"]
+    assert other.seed == 2 and not torch.equal(other.veil, first.veil)

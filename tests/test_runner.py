@@ -12,19 +12,8 @@ import os
 import pytest
 from click.testing import CliRunner
 
-from tests.helpers import plugins_with_tiny_models
 from veilbench.cli import build_cli
-from veilbench.plugins import reset_plugins
 from veilbench.results import SCHEMA_VERSION, read_results, validate
-
-
-@pytest.fixture
-def tiny_plugins(tmp_path, monkeypatch):
-    monkeypatch.setenv("VEILBENCH_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setenv("VEILBENCH_PROGRESS", "0")
-    reset_plugins(plugins_with_tiny_models())
-    yield
-    reset_plugins()
 
 
 def run_cli(args):

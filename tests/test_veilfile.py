@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import stat
 import zipfile
 
@@ -95,3 +96,46 @@ def test_recovery_is_exact_up_to_quantisation_when_the_veil_is_in_range():
     # The optional Gaussian filter smooths the recovered images (changing them).
     blurred = recover_images(veil, protected, gaussian_sigma=1.0)
     assert blurred.shape == images.shape and not torch.equal(blurred, recovered)
+
+
+@pytest.mark.parametrize(
+    "change, words",
+    [
+        ({"alpha": 0}, "alpha 0 is not a number in \\(0, 1\\)"),
+        ({"alpha": -0.2}, "alpha -0.2 is not"),
+        ({"alpha": float("nan")}, "alpha nan is not"),
+        ({"alpha": None}, "alpha None is not"),  # missing
+        ({"format_version": "1"}, "format_version '1' is not a positive integer"),
+        ({"shape": [3, S]}, "shape"),
+        ({"protector": 5}, "protector is a int"),
+    ],
+)
+def test_damaged_metadata_is_refused_with_the_reason(tmp_path, change, words):
+    path = save_veil(tmp_path / "ada.veil", _veil(_rand(3, S, S).round()))
+    with zipfile.ZipFile(path) as z:
+        meta, png = json.loads(z.read("meta.json")), z.read("veil.png")
+    meta.update(change)
+    if change.get("alpha", 0.2) is None:
+        del meta["alpha"]
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("meta.json", json.dumps(meta))
+        z.writestr("veil.png", png)
+    with pytest.raises(VeilFileError, match=words):
+        load_veil(path)
+
+
+def test_nan_pixels_are_refused(tmp_path):
+    pixels = _rand(3, S, S) * 1.3 - 20  # stored as float32 .npy
+    pixels[0, 0, 0] = float("nan")
+    path = save_veil(tmp_path / "ada.veil", _veil(pixels))
+    with pytest.raises(VeilFileError, match="NaN or inf"):
+        load_veil(path)
+
+
+def test_replace_false_never_replaces_and_leaves_no_temp_file(tmp_path):
+    path = save_veil(tmp_path / "ada.veil", _veil(_rand(3, S, S).round()))
+    before = path.read_bytes()
+    with pytest.raises(VeilFileError, match="already exists"):
+        save_veil(path, _veil(_rand(3, S, S, seed=1).round()), replace=False)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["ada.veil"]

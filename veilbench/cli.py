@@ -154,6 +154,7 @@ def run_command(
 ):
     """Craft veils and evaluate them: writes OUT/results.json and OUT/report.html."""
     from veilbench.config import build_config, load_config, parse_params
+    from veilbench.outdir import claim_output
     from veilbench.validation import validate_run
 
     values = load_config(config_file)
@@ -169,7 +170,8 @@ def run_command(
     validate_run(config, get_plugins(), ckpts)  # every name and --param before heavy work
     from veilbench.runner import run
 
-    doc = run(config, checkpoints=ckpts)
+    with claim_output(config.out):
+        doc = run(config, checkpoints=ckpts)
     _print_summary(doc)
 
 
@@ -186,6 +188,11 @@ def _print_summary(doc) -> None:
     """The console summary of a :class:`~veilbench.results.ResultsDocument`."""
     for warning in doc.warnings:
         click.echo(f"WARNING: {warning}", err=True)
+    problems = [p for p in doc.problems if isinstance(p, dict) and "file" in p]
+    for p in problems[:20]:
+        click.echo(f"skipped {p['file']}: {p.get('reason', '')}", err=True)
+    if len(problems) > 20:
+        click.echo(f"... and {len(problems) - 20} more (results.json: problems)", err=True)
     click.echo("MSR (rows: surrogate; columns: target, * = white-box; held-out photos)")
     for key, s in doc.results.surrogates.items():
         cells = "  ".join(

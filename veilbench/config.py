@@ -25,6 +25,7 @@ The effective config (every value, defaults included) goes into the results file
 
 from __future__ import annotations
 
+import math
 import tomllib
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -55,6 +56,8 @@ class RunConfig:
     progress: bool = True
     # Thumbnails of real photos in results.json and the report; off for files you commit or share.
     samples: bool = True
+    # Also the veil and an (original, protected) pair of one photo: secrets, for private use only.
+    secret_samples: bool = False
     protocol: ProtocolConfig = field(default_factory=ProtocolConfig)
     protector_params: dict[str, Any] = field(default_factory=dict)
     attack_sweeps: dict[str, list[float]] = field(default_factory=dict)
@@ -107,7 +110,12 @@ QUICK_PROFILE: dict[str, Any] = {
 }
 
 
-_RUN_KEYS = {f.name for f in fields(RunConfig)} - {"protocol", "protector_params", "attack_sweeps"}
+_RUN_KEYS = {f.name for f in fields(RunConfig)} - {
+    "protocol",
+    "protector_params",
+    "attack_sweeps",
+    "explicit",
+}
 _PROTOCOL_KEYS = {f.name for f in fields(ProtocolConfig)}
 # [run] keys that mirror CLI flags but live in the protocol section.
 _RUN_ALIASES = {"identities": "protocol.identities", "max_distractors": "protocol.max_distractors"}
@@ -127,6 +135,8 @@ def load_config(path: str | Path | None) -> dict[str, Any]:
     allowed = {"run", "protocol", "protector", "attacks"}
     if unknown := set(raw) - allowed:
         raise ConfigError(f"config {path}: unknown sections {sorted(unknown)} (allowed {allowed})")
+    if not all(isinstance(raw.get(k, {}), dict) for k in allowed):
+        raise ConfigError(f"config {path}: each of {sorted(allowed)} must be a [section]")
     out: dict[str, Any] = {}
     for key, value in raw.get("run", {}).items():
         if key not in _RUN_KEYS and key not in _RUN_ALIASES:
@@ -138,9 +148,53 @@ def load_config(path: str | Path | None) -> dict[str, Any]:
         out[f"protocol.{key}"] = value
     if raw.get("protector"):
         out["protector_params"] = dict(raw["protector"])
-    if sweeps := raw.get("attacks", {}).get("sweeps"):
-        out["attack_sweeps"] = {k: [float(v) for v in vs] for k, vs in sweeps.items()}
+    sweeps = raw.get("attacks", {}).get("sweeps")
+    if sweeps:
+        out["attack_sweeps"] = _sweeps(sweeps, path)
     return out
+
+
+def _sweeps(sweeps: Any, path: Path) -> dict[str, list[float]]:
+    """``[attacks.sweeps]``: attack name -> list of finite strengths."""
+    good = isinstance(sweeps, dict) and all(
+        isinstance(vs, list) and all(_is_number(v) and math.isfinite(v) for v in vs)
+        for vs in sweeps.values()
+    )
+    if not good:
+        raise ConfigError(
+            f"config {path}: [attacks.sweeps] takes lists of numbers, e.g. gaussian = [0, 30]"
+        )
+    return {k: [float(v) for v in vs] for k, vs in sweeps.items()}
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+#: What each setting must be: the accepted Python types and, for numbers, the smallest value.
+_KINDS: dict[str, tuple[tuple[type, ...], int | None]] = {
+    "str": ((str,), None),
+    "str | None": ((str, type(None)), None),
+    "bool": ((bool,), None),
+    "int": ((int,), 0),
+    "int | None": ((int, type(None)), 0),
+}
+_WORDS = {str: "a string", int: "an integer", bool: "true or false", type(None): "left unset"}
+_MINIMUM = {"batch_size": 1, "template_size": 32, "max_attack_images": 1}
+
+
+def _check(section: str, name: str, value: Any, annotation: str) -> None:
+    """A ConfigError in one line unless ``value`` has the setting's type and range."""
+    kinds, low = _KINDS[annotation]
+    if isinstance(value, bool) and bool not in kinds or not isinstance(value, kinds):
+        want = " or ".join(_WORDS[k] for k in kinds)
+        raise ConfigError(
+            f"{section}{name} must be {want}, got {type(value).__name__} {value!r}"
+            + (' (a comma list in one string, e.g. "sface,facenet")' if kinds[0] is str else "")
+        )
+    low = _MINIMUM.get(name, low)
+    if low is not None and isinstance(value, int) and value < low:
+        raise ConfigError(f"{section}{name} must be at least {low}, got {value}")
 
 
 def build_config(file_values: dict[str, Any], flags: dict[str, Any]) -> RunConfig:
@@ -158,6 +212,15 @@ def build_config(file_values: dict[str, Any], flags: dict[str, Any]) -> RunConfi
             setattr(config, key, value)
         else:
             raise ConfigError(f"unknown setting {key!r}")
+    for f in fields(RunConfig):
+        if f.name in _RUN_KEYS:
+            _check("", f.name, getattr(config, f.name), str(f.type))
+    for f in fields(ProtocolConfig):
+        _check("protocol.", f.name, getattr(config.protocol, f.name), str(f.type))
+    if not isinstance(config.protector_params, dict):
+        raise ConfigError("[protector] must be a section of key = value hyper-parameters")
+    if config.profile not in PROFILES:
+        raise ConfigError(f"profile must be one of {', '.join(PROFILES)}, got {config.profile!r}")
     config.protocol.seed = config.seed
     config.explicit = frozenset(
         {"protocol." + k.split(".", 1)[1] if k.startswith("protocol.") else k for k in merged}
@@ -165,6 +228,8 @@ def build_config(file_values: dict[str, Any], flags: dict[str, Any]) -> RunConfi
     )
     if config.robustness_on not in ("held_out", "craft"):
         raise ConfigError("robustness_on must be 'held_out' or 'craft'")
+    if config.device not in ("auto", "cpu", "cuda") and not config.device.startswith("cuda:"):
+        raise ConfigError(f"device must be auto, cpu or cuda, got {config.device!r}")
     return config
 
 

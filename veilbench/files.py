@@ -11,11 +11,15 @@ from typing import BinaryIO
 
 
 @contextmanager
-def atomic_write(path: str | os.PathLike, mode: int = 0o644) -> Iterator[BinaryIO]:
-    """A binary file object for a temp file beside ``path``, renamed over it on success.
+def atomic_write(
+    path: str | os.PathLike, mode: int = 0o644, *, replace: bool = True
+) -> Iterator[BinaryIO]:
+    """A binary file object for a temp file beside ``path``, given its name on success.
 
     A reader sees the old file or the new one, never half of one; on an error the temp file is
-    removed. ``mode`` is the final permission (0o600 for secrets such as veil files).
+    removed. ``mode`` is the final permission (0o600 for secrets such as veil files). With
+    ``replace=False`` an existing name raises ``FileExistsError`` and is left alone: a hard link
+    is atomic and fails where the name exists, where a check-then-rename could race.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -26,10 +30,12 @@ def atomic_write(path: str | os.PathLike, mode: int = 0o644) -> Iterator[BinaryI
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
+        if replace:
+            os.replace(tmp, path)
+        else:
+            os.link(tmp, path)
+    finally:
         Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_bytes_atomic(path: str | os.PathLike, data: bytes, mode: int = 0o644) -> Path:

@@ -106,7 +106,9 @@ class SurrogateResults:
     image_metrics: ImageMetrics
     robustness: dict[str, RobustnessCurve] = field(default_factory=dict)  # attack -> curve
     impersonation: dict[str, float | None] = field(default_factory=dict)  # target -> rate
-    samples: dict[str, dict[str, str]] = field(default_factory=dict)  # identity -> images
+    # identity -> data-URI thumbnails: original, protected (a different photo unless
+    # secret_samples), recovered, and veil only with secret_samples
+    samples: dict[str, dict[str, str]] = field(default_factory=dict)
     craft_timing: CraftTiming | None = None
     evaluate_s: float | None = None
 
@@ -128,8 +130,13 @@ class PrivacyRates:
 
 @dataclass
 class Results:
+    """The measurements: clean accuracy per target, and everything per surrogate set."""
+
     clean: dict[str, dict[str, float | None]] = field(default_factory=dict)
     surrogates: dict[str, SurrogateResults] = field(default_factory=dict)
+    #: True only with ``secret_samples = true``: the samples then show veils and same-photo
+    #: (original, protected) pairs, from which veils can be computed. Never share such a file.
+    samples_contain_secrets: bool = False
 
     @property
     def targets(self) -> list[str]:
@@ -337,7 +344,14 @@ def _upgrade_1_to_2(doc: dict[str, Any]) -> dict[str, Any]:
     return {
         **doc,
         "schema_version": 2,
-        "results": {"clean": old.get("clean") or {}, "surrogates": surrogates},
+        "results": {
+            "clean": old.get("clean") or {},
+            "surrogates": surrogates,
+            # schema 1 always showed the veil and a same-photo pair when it had samples
+            "samples_contain_secrets": any(
+                bool(images) for images in (old.get("samples") or {}).values()
+            ),
+        },
     }
 
 

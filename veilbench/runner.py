@@ -33,8 +33,8 @@ from veilbench.evaluation.protected import (
     evaluate_impersonation,
     evaluate_msr,
     evaluate_robustness,
-    sample_images,
 )
+from veilbench.evaluation.samples import SECRETS_WARNING, shareable_samples
 from veilbench.models.base import FaceSpace
 from veilbench.models.loading import load_models
 from veilbench.plugins import get_plugins
@@ -81,6 +81,9 @@ def run(
     doc.config["device_resolved"] = str(device)
     doc.config["protector_config"] = _config_dict(protector)
     doc.warnings += resolved.warnings
+    if config.samples and config.secret_samples:
+        doc.results.samples_contain_secrets = True
+        doc.warnings.append(SECRETS_WARNING)
 
     # Load.
     model_entries = plugins.registries["models"].select(config.models)
@@ -154,7 +157,9 @@ def run(
                 max_images=config.max_attack_images,
             ),
             impersonation=evaluate_impersonation(targets, data, protected, protector),
-            samples=sample_images(data, protected) if config.samples else {},
+            samples=shareable_samples(data.probes, protected, secrets=config.secret_samples)
+            if config.samples
+            else {},
             craft_timing=CraftTiming(
                 total=elapsed,
                 per_veil=elapsed / max(1, len(data.probes)),

@@ -71,6 +71,11 @@ def _check_dataset(config: RunConfig, plugins: Plugins) -> None:
     datasets = plugins.registries["datasets"]
     if spec and spec not in datasets and not Path(spec).exists():
         raise ConfigError(f"{datasets.unknown(spec)}; nor is it an existing path")
+    if spec and Path(spec).is_file() and not spec.endswith((".tgz", ".tar.gz")):
+        raise ConfigError(
+            f"--dataset {spec} is a file; give a folder of <identity>/<image> photos, an LFW "
+            "folder or .tgz, or a registered dataset name (veilbench list datasets)"
+        )
 
 
 def _names(spec: str | None) -> list[str]:

@@ -3,8 +3,8 @@
 A ``.veil`` file is a zip archive holding
 
 - ``meta.json``: format and version, alpha, protector name and config, the identity, the
-  surrogate models (name + weight sha256), the sha256 of each crafting image, the veilbench
-  version, the UTC creation time and free-form crafting statistics;
+  surrogate models (name + weight sha256), the sha256 of each crafting image, the seed of the
+  random start, the veilbench version, the UTC creation time and free-form crafting statistics;
 - the veil itself, losslessly: ``veil.png`` (RGB, uint8) when the veil is integral and inside
   [0, 255], else ``veil.npy`` (float32). A per-image protection (AVIH) stores one perturbation
   per image as ``veil-0000.png``, ``veil-0001.png``, ... or one ``veil.npy`` of shape n x 3 x S x S.
@@ -18,8 +18,9 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import math
 import os
-import tempfile
+import re
 import time
 import zipfile
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ from PIL import Image
 
 import veilbench
 from veilbench.errors import VeilFileError
+from veilbench.files import atomic_write
 
 FORMAT = "veilbench-veil"
 FORMAT_VERSION = 1
@@ -61,6 +63,9 @@ class Veil:
     #: Free-form crafting statistics (iterations, losses, timings).
     stats: dict = field(default_factory=dict)
     #: The veilbench version that wrote it.
+    #: The seed of the random initial veil: with the photos, model and config it re-creates the
+    #: veil, so it is as secret as the veil and lives only in this (owner-only) file.
+    seed: int | None = None
     version: str = field(default_factory=lambda: veilbench.__version__)
     #: UTC creation time (ISO 8601).
     created: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
@@ -87,6 +92,7 @@ class Veil:
             "clip": self.clip,
             "shape": list(self.veil.shape),
             "stats": self.stats,
+            "seed": self.seed,
             "version": self.version,
             "created": self.created,
         }
@@ -121,26 +127,44 @@ def _encode(veil: torch.Tensor) -> dict[str, bytes]:
     return {"veil.npy": buf.getvalue()}
 
 
-def save_veil(path: str | os.PathLike, veil: Veil) -> Path:
-    """Write ``veil`` to ``path`` atomically, readable by its owner only (0o600)."""
+def save_veil(path: str | os.PathLike, veil: Veil, *, replace: bool = True) -> Path:
+    """Write ``veil`` to ``path`` atomically, readable by its owner only (0o600).
+
+    ``replace=False`` never replaces an existing file, even one created while this one was
+    being written: a veil is the only key to the photos protected with it.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     members = {"meta.json": json.dumps(veil.metadata(), indent=2, sort_keys=True).encode()}
     members.update(_encode(veil.veil))
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "wb") as f:
+        with atomic_write(path, mode=0o600, replace=replace) as f:  # a secret: owner only
             with zipfile.ZipFile(f, "w", zipfile.ZIP_DEFLATED) as z:
                 for name, data in members.items():
                     z.writestr(name, data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)  # a reader sees the old file or the whole new one, never a part
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    except FileExistsError:
+        raise VeilFileError(
+            f"{path} already exists; a veil is never replaced without --force"
+        ) from None
     return path
+
+
+def remove_stale_temp_files(folder: str | os.PathLike, name: str = "*") -> list[Path]:
+    """Delete the temp files that an atomic write into ``folder`` left when it was killed."""
+    removed = []
+    for tmp in Path(folder).glob(f".{name}.*.tmp"):
+        if TEMP_NAME.fullmatch(tmp.name) and tmp.is_file():
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed
+
+
+#: The name ``tempfile.mkstemp(prefix=".NAME.", suffix=".tmp")`` gives: 8 random characters.
+TEMP_NAME = re.compile(r"\..+\.[a-z0-9_]{8}\.tmp")
+
+#: The largest veil side accepted from a file (the canonical crops are 112-160 px).
+MAX_SIDE = 4096
+_FIX = "craft a new veil (veilbench craft) or restore the file from a backup"
 
 
 def _decode_png(data: bytes) -> torch.Tensor:
@@ -150,30 +174,102 @@ def _decode_png(data: bytes) -> torch.Tensor:
         return torch.from_numpy(np.array(im)).permute(2, 0, 1).float()
 
 
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _check_meta(meta: object, path: Path) -> dict:
+    """``meta`` if every field has a usable type and value, else a VeilFileError naming it."""
+
+    def bad(what: str) -> VeilFileError:
+        return VeilFileError(f"veil file {path} is corrupt: {what}; {_FIX}")
+
+    if not isinstance(meta, dict):
+        raise bad("meta.json is not an object")
+    if meta.get("format") != FORMAT:
+        raise VeilFileError(f"{path} is not a veilbench veil file; {_FIX}")
+    version = meta.get("format_version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise bad(f"format_version {version!r} is not a positive integer")
+    if version > FORMAT_VERSION:
+        raise VeilFileError(
+            f"{path} uses veil format {version}, newer than this veilbench "
+            f"({veilbench.__version__}) reads; upgrade veilbench"
+        )
+    alpha = meta.get("alpha")
+    if not _is_number(alpha) or not math.isfinite(alpha) or not 0 < alpha < 1:
+        raise bad(f"alpha {alpha!r} is not a number in (0, 1)")
+    shape = meta.get("shape")
+    if (
+        not isinstance(shape, list)
+        or len(shape) not in (3, 4)
+        or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in shape)
+        or shape[-3] != 3
+        or shape[-1] != shape[-2]
+        or shape[-1] > MAX_SIDE
+        or (len(shape) == 4 and shape[0] > 100_000)
+    ):
+        raise bad(f"shape {shape!r} is not [3, S, S] or [n, 3, S, S]")
+    types = {
+        "protector": str,
+        "identity": str,
+        "config": dict,
+        "surrogates": list,
+        "image_sha256": list,
+        "clip": str,
+        "stats": dict,
+        "version": str,
+        "created": str,
+    }
+    for key, kind in types.items():
+        if key == "protector" and key not in meta:
+            raise bad("it names no protector")
+        if key in meta and not isinstance(meta[key], kind):
+            raise bad(f"{key} is a {type(meta[key]).__name__}, not a {kind.__name__}")
+    if meta.get("clip", "veil") not in ("veil", "blend"):
+        raise bad(f"clip {meta['clip']!r} is neither 'veil' nor 'blend'")
+    seed = meta.get("seed")
+    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
+        raise bad(f"seed {seed!r} is not an integer")
+    return meta
+
+
+def _check_pixels(pixels: torch.Tensor, meta: dict, path: Path) -> None:
+    shape = tuple(meta["shape"])
+    if tuple(pixels.shape) != shape:
+        raise VeilFileError(
+            f"veil file {path} holds pixels of shape {tuple(pixels.shape)} but its metadata "
+            f"says {shape}; {_FIX}"
+        )
+    if not bool(torch.isfinite(pixels).all()):
+        raise VeilFileError(f"veil file {path} is corrupt: its pixels hold NaN or inf; {_FIX}")
+
+
+def _read_npy(data: bytes) -> torch.Tensor:
+    array = np.load(io.BytesIO(data), allow_pickle=False)
+    if not isinstance(array, np.ndarray) or array.dtype.kind not in "uif":
+        raise ValueError(f"veil.npy holds {getattr(array, 'dtype', type(array))}, not numbers")
+    return torch.from_numpy(array.astype(np.float32))
+
+
 def load_veil(path: str | os.PathLike) -> Veil:
-    """Read a ``.veil`` file; raise :class:`VeilFileError` if it is missing, corrupt or foreign."""
+    """Read a ``.veil`` file; raise :class:`VeilFileError` if it is missing, corrupt or foreign.
+
+    Every field is checked (types, alpha in (0, 1), finite pixels of the stated shape), so a
+    damaged file fails here with the reason instead of protecting or recovering garbage.
+    """
     path = Path(path)
-    fix = "re-craft the veil (veilbench protect) or restore the file from a backup"
     if not path.is_file():
-        raise VeilFileError(f"veil file {path} does not exist; check the path or {fix}")
+        raise VeilFileError(f"veil file {path} does not exist; check the path or {_FIX}")
     try:
         with zipfile.ZipFile(path) as z:
             names = set(z.namelist())
             if "meta.json" not in names:
-                raise VeilFileError(f"{path} is not a veil file (no meta.json); {fix}")
-            meta = json.loads(z.read("meta.json"))
-            if meta.get("format") != FORMAT:
-                raise VeilFileError(f"{path} is not a veilbench veil file; {fix}")
-            if meta.get("format_version", 0) > FORMAT_VERSION:
-                raise VeilFileError(
-                    f"{path} uses veil format {meta['format_version']}, newer than this "
-                    f"veilbench ({veilbench.__version__}) reads; upgrade veilbench"
-                )
+                raise VeilFileError(f"{path} is not a veil file (no meta.json); {_FIX}")
+            meta = _check_meta(json.loads(z.read("meta.json")), path)
             shape = tuple(meta["shape"])
             if "veil.npy" in names:
-                pixels = torch.from_numpy(
-                    np.load(io.BytesIO(z.read("veil.npy")), allow_pickle=False)
-                ).float()
+                pixels = _read_npy(z.read("veil.npy"))
             elif len(shape) == 3:
                 pixels = _decode_png(z.read("veil.png"))
             else:
@@ -182,13 +278,20 @@ def load_veil(path: str | os.PathLike) -> Veil:
                 )
     except VeilFileError:
         raise
-    except (zipfile.BadZipFile, KeyError, ValueError, OSError, EOFError) as exc:
-        raise VeilFileError(f"veil file {path} is corrupt or incomplete ({exc}); {fix}") from exc
-    if tuple(pixels.shape) != shape:
-        raise VeilFileError(
-            f"veil file {path} holds pixels of shape {tuple(pixels.shape)} but its metadata "
-            f"says {shape}; {fix}"
-        )
+    except (
+        zipfile.BadZipFile,
+        zipfile.LargeZipFile,
+        KeyError,
+        ValueError,
+        TypeError,
+        OSError,
+        EOFError,
+        RuntimeError,
+        NotImplementedError,
+        Image.DecompressionBombError,
+    ) as exc:
+        raise VeilFileError(f"veil file {path} is corrupt or incomplete ({exc}); {_FIX}") from exc
+    _check_pixels(pixels, meta, path)
     return Veil(
         veil=pixels,
         alpha=float(meta["alpha"]),
@@ -199,6 +302,7 @@ def load_veil(path: str | os.PathLike) -> Veil:
         image_sha256=meta.get("image_sha256", []),
         clip=meta.get("clip", "veil"),
         stats=meta.get("stats", {}),
+        seed=meta.get("seed"),
         version=meta.get("version", ""),
         created=meta.get("created", ""),
     )
@@ -244,6 +348,11 @@ def gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
     return F.conv2d(x, k.transpose(2, 3), groups=3)
 
 
+def _unblend(veil: Veil, protected: torch.Tensor) -> torch.Tensor:
+    """Eq. 14 without clipping: ``(x' - (1 - alpha) * veil) / alpha``."""
+    return (protected - (1 - veil.alpha) * _fit(veil, protected)) / veil.alpha
+
+
 def recover_images(
     veil: Veil, protected: torch.Tensor, gaussian_sigma: float = 0.0
 ) -> torch.Tensor:
@@ -252,8 +361,20 @@ def recover_images(
     Exact where the blend did not clip, up to the quantisation of ``protected`` (error at most
     0.5 / alpha for uint8). ``gaussian_sigma > 0`` adds the paper's optional Gaussian filter.
     """
-    v = _fit(veil, protected)
-    x = (protected - (1 - veil.alpha) * v) / veil.alpha
+    x = _unblend(veil, protected)
     if gaussian_sigma > 0:
         x = gaussian_blur(x, gaussian_sigma)
     return x.clamp(0, 255)
+
+
+def out_of_range(veil: Veil, protected: torch.Tensor, slack: float = 1.0) -> torch.Tensor:
+    """Per image, the share of values that recovery puts outside [0, 255] by more than rounding.
+
+    With the veil an image was protected with (clip "veil"), recovery lands in [0, 255] up to
+    0.5 / alpha for uint8 files, so the share is ~0; another veil, a re-encoded or recoloured
+    file sends most values far outside (the difference of two veils is amplified (1-a)/a times).
+    """
+    x = _unblend(veil, protected)
+    tol = 0.5 / veil.alpha + slack
+    outside = (x < -tol) | (x > 255 + tol)
+    return outside.flatten(1).float().mean(1)

@@ -13,6 +13,8 @@ protected file comes back 1/alpha = 5 times larger. JPEG output is available wit
 from __future__ import annotations
 
 import os
+import secrets
+import sys
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -22,11 +24,18 @@ import numpy as np
 import torch
 
 from veilbench.config import parse_params
-from veilbench.data.images import load_rgb, save_png
+from veilbench.data.images import load_rgb, save_image, save_png
 from veilbench.errors import ConfigError, DataError
 from veilbench.models.base import FaceSpace
 from veilbench.protectors.contract import traits
-from veilbench.veilfile import apply_veil, load_veil, recover_images, save_veil
+from veilbench.veilfile import (
+    apply_veil,
+    load_veil,
+    out_of_range,
+    recover_images,
+    remove_stale_temp_files,
+    save_veil,
+)
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 
@@ -36,9 +45,15 @@ def _workers() -> int:
 
 
 def canonical_crops(
-    paths: Sequence[Path], space: FaceSpace, alignment: str
+    paths: Sequence[Path],
+    space: FaceSpace,
+    alignment: str,
+    not_a_crop: str = "use --alignment yunet",
 ) -> tuple[list[Path], np.ndarray, list[dict]]:
-    """Canonical crops (uint8 N x S x S x 3) of the usable photos, and the problems of the rest."""
+    """Canonical crops (uint8 N x S x S x 3) of the usable photos, and the problems of the rest.
+
+    With ``alignment="none"`` a photo of another size is a problem; ``not_a_crop`` says the fix.
+    """
     aligner = None
     if alignment != "none":
         from veilbench.data.align import FaceAligner
@@ -50,7 +65,7 @@ def canonical_crops(
             image = load_rgb(path)
             if aligner is None or image.shape[:2] == (space.size, space.size):
                 if image.shape[:2] != (space.size, space.size):
-                    return f"not a {space.size} px canonical crop (use --alignment yunet)"
+                    return f"not a {space.size} px canonical crop ({not_a_crop})"
                 return image
             return np.clip(np.rint(aligner.align(image).crop), 0, 255).astype(np.uint8)
         except DataError as exc:
@@ -93,24 +108,76 @@ def _report(problems: list[dict]) -> None:
         click.echo(f"skipped {p['file']}: {p['reason']}", err=True)
 
 
-def write_images(paths: Sequence[Path], images: np.ndarray, out: Path, fmt: str, quality: int):
-    """Write in parallel (PNG by default, lossless); returns the written paths."""
-    out.mkdir(parents=True, exist_ok=True)
+def output_names(paths: Sequence[Path], out: Path, suffix: str, force: bool) -> dict[Path, Path]:
+    """One output file per input in ``out``, checked before any work is done.
+
+    Inputs sharing a stem (``a/photo.jpg``, ``a/photo.png``, ``b/photo.jpg``) get ``photo.png``,
+    ``photo-2.png``, ``photo-3.png``. An output that is one of the inputs is refused always; one
+    that exists already is refused unless ``force``: no call overwrites what it did not create.
+    """
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"output {out} exists and is not a folder; choose a folder for -o")
+    inputs = {p.resolve() for p in paths}
+    taken: set[str] = set()
+    targets, existing = [], []
+    for src in paths:
+        stem, n = src.stem, 1
+        while (name := f"{stem}{'' if n == 1 else f'-{n}'}{suffix}").lower() in taken:
+            n += 1
+        taken.add(name.lower())
+        target = out / name
+        if target.resolve() in inputs:
+            raise ConfigError(
+                f"{target} would overwrite the input {src}: write into another folder (-o)"
+            )
+        if target.exists():
+            existing.append(target)
+        targets.append(target)
+    if existing and not force:
+        what = f"{existing[0]} and {len(existing) - 1} more" if len(existing) > 1 else existing[0]
+        raise ConfigError(
+            f"{what} already in {out}: choose another folder (-o), or --force to replace them"
+        )
+    return dict(zip(paths, targets, strict=True))
+
+
+def write_images(
+    targets: Sequence[Path], images: np.ndarray, fmt: str, quality: int, force: bool
+) -> list[Path]:
+    """Write each image to its target in parallel (PNG lossless); never over a file that
+    appeared since the names were checked unless ``force``."""
 
     def one(args: tuple[Path, np.ndarray]) -> Path:
-        src, image = args
-        if fmt == "png":
-            return save_png(out / f"{src.stem}.png", image)
-        from PIL import Image
-
-        target = out / f"{src.stem}.jpg"
-        tmp = target.with_suffix(".jpg.tmp")
-        Image.fromarray(image).save(tmp, format="JPEG", quality=quality)
-        os.replace(tmp, target)
-        return target
+        target, image = args
+        try:
+            if fmt == "png":
+                return save_png(target, image, replace=force)
+            return save_image(target, image, fmt="JPEG", quality=quality, replace=force)
+        except FileExistsError:
+            raise DataError(f"{target} appeared while writing; nothing was overwritten") from None
 
     with ThreadPoolExecutor(_workers()) as pool:
-        return list(pool.map(one, zip(paths, images, strict=True)))
+        return list(pool.map(one, zip(targets, images, strict=True)))
+
+
+def _finish(verb: str, written: int, total: int, out: str) -> None:
+    """The summary line; exit 2 when nothing was written, 1 when some inputs were skipped."""
+    if written == 0:
+        raise DataError(f"no photo was {verb}: all {total} inputs were skipped (reasons above)")
+    if written < total:
+        click.echo(
+            f"{verb} {written} of {total} photos into {out}; {total - written} skipped (above)"
+        )
+        sys.exit(1)
+    click.echo(f"{verb} {written} photos into {out}")
+
+
+def backup_name(path: Path) -> Path:
+    """The first free ``NAME.bak``, ``NAME.bak2``, ... beside ``path``."""
+    n = 1
+    while (backup := path.with_name(f"{path.name}.bak{'' if n == 1 else n}")).exists():
+        n += 1
+    return backup
 
 
 @click.command("craft")
@@ -145,15 +212,32 @@ def write_images(paths: Sequence[Path], images: np.ndarray, out: Path, fmt: str,
 )
 @click.option("--min-images", default=5, show_default=True, help="Refuse fewer usable photos.")
 @click.option("--device", default="auto", type=click.Choice(["auto", "cpu", "cuda"]))
-@click.option("--seed", default=0, show_default=True)
+@click.option(
+    "--seed",
+    default=None,
+    type=click.IntRange(0, 2**63 - 1),
+    help="Seed of the random start, for reproducible benchmarks [fresh randomness: a veil that "
+    "nobody can re-create from the same photos].",
+)
+@click.option(
+    "--force", is_flag=True, help="Replace an existing OUTPUT (the old one is kept as OUTPUT.bak)."
+)
 @click.option("--quiet", is_flag=True)
 def craft_command(
-    images_dir, models, output, protector, params, alignment, min_images, device, seed, quiet
+    images_dir, models, output, protector, params, alignment, min_images, device, seed, force, quiet
 ):
     """Craft one person's veil from their photos."""
     from veilbench.device import pick_device
     from veilbench.plugins import get_plugins
 
+    output = Path(output)
+    if output.exists() and not force:
+        raise ConfigError(
+            f"{output} already exists and may be the only key to photos protected with it: "
+            "choose another name, or --force to replace it (the old file is kept as a backup)"
+        )
+    if not Path(images_dir).is_dir():
+        raise DataError(f"--images {images_dir} is a file; give the folder of the person's photos")
     plugins = get_plugins()
     prot = plugins.registries["protectors"].get(protector).create(**parse_params(params))
     declared = traits(prot)
@@ -165,6 +249,9 @@ def craft_command(
             + ("keeps no secret" if not declared.secret else "cannot be undone")
             + ": there is no veil to craft, save or recover with; use it through `veilbench run`"
         )
+    model_entries = [plugins.registries["models"].get(m) for m in models]  # names first
+    dev = pick_device(device)
+    remove_stale_temp_files(output.parent, output.name)
     space = FaceSpace()
     paths, crops, problems = canonical_crops(_collect([images_dir]), space, alignment)
     _report(problems)
@@ -173,14 +260,27 @@ def craft_command(
             f"only {len(paths)} usable photos in {images_dir} (need {min_images}; the paper "
             f"uses 10): add photos of the person or lower --min-images"
         )
-    dev = pick_device(device)
-    surrogates = [plugins.registries["models"].get(m).create(space=space).to(dev) for m in models]
+    surrogates = [e.create(space=space).to(dev) for e in model_entries]
     name = Path(images_dir).resolve().name
+    # Fresh entropy by default: with a fixed seed anyone holding the same photos re-creates the
+    # veil. The seed used is stored in the (owner-only) veil file, never printed.
+    used_seed = secrets.randbits(63) if seed is None else seed
     veil = prot.craft(
-        {name: _to_tensor(crops)}, surrogates, device=dev, seed=seed, progress=not quiet
+        {name: _to_tensor(crops)}, surrogates, device=dev, seed=used_seed, progress=not quiet
     )[name]
-    save_veil(output, veil)
-    click.echo(f"wrote {output} (crafted from {len(paths)} photos against {', '.join(models)})")
+    kept = ""
+    if force and output.exists():
+        backup = backup_name(output)
+        os.link(output, backup)  # the old veil survives under the backup name, mode kept
+        kept = f"; the previous veil is kept as {backup}"
+        save_veil(output, veil)
+    else:
+        save_veil(output, veil, replace=False)
+    start = "fresh random start" if seed is None else f"seed {seed}"
+    click.echo(
+        f"wrote {output} (crafted from {len(paths)} photos against {', '.join(models)}, "
+        f"{start}){kept}"
+    )
 
 
 @click.command("protect")
@@ -198,9 +298,15 @@ def craft_command(
     "--format", "fmt", default="png", type=click.Choice(["png", "jpeg"]), show_default=True
 )
 @click.option("--quality", default=95, show_default=True, help="JPEG quality.")
-def protect_command(veil_file, images, output, alignment, fmt, quality):
-    """Apply a veil to any number of the person's photos (no FR model needed)."""
+@click.option("--force", is_flag=True, help="Replace existing files in OUTPUT (never an input).")
+def protect_command(veil_file, images, output, alignment, fmt, quality, force):
+    """Apply a veil to any number of the person's photos (no FR model needed).
+
+    Exit 0: every photo protected; 1: some were skipped (listed); 2: none, or bad input.
+    """
     veil = load_veil(veil_file)
+    all_paths = _collect(images)
+    targets = output_names(all_paths, Path(output), SUFFIX[fmt], force)
     if fmt == "jpeg":
         click.echo(
             "warning: JPEG loses detail that recovery amplifies 1/alpha times; "
@@ -208,11 +314,11 @@ def protect_command(veil_file, images, output, alignment, fmt, quality):
             err=True,
         )
     space = FaceSpace(margin=0, template_size=veil.size) if alignment == "none" else _space(veil)
-    paths, crops, problems = canonical_crops(_collect(images), space, alignment)
+    paths, crops, problems = canonical_crops(all_paths, space, alignment)
     _report(problems)
     protected = _to_uint8(apply_veil(veil, _to_tensor(crops)))
-    written = write_images(paths, protected, Path(output), fmt, quality)
-    click.echo(f"protected {len(written)} photos into {output}")
+    written = write_images([targets[p] for p in paths], protected, fmt, quality, force)
+    _finish("protected", len(written), len(all_paths), output)
 
 
 @click.command("recover")
@@ -225,21 +331,70 @@ def protect_command(veil_file, images, output, alignment, fmt, quality):
     show_default=True,
     help="Optional Gaussian filter after recovery (the paper's; measured to hurt).",
 )
-def recover_command(veil_file, protected, output, gaussian_sigma):
-    """Recover original photos from protected ones (eq. 14)."""
+@click.option("--force", is_flag=True, help="Replace existing files in OUTPUT (never an input).")
+def recover_command(veil_file, protected, output, gaussian_sigma, force):
+    """Recover original photos from protected ones (eq. 14).
+
+    A photo that this veil did not protect (another person's veil, a re-encoded or grey-scale
+    copy) is skipped with the reason instead of being "recovered" into noise. Exit codes as
+    for protect.
+    """
     veil = load_veil(veil_file)
-    paths = _collect(protected)
-    if any(p.suffix.lower() in (".jpg", ".jpeg") for p in paths):
+    all_paths = _collect(protected)
+    targets = output_names(all_paths, Path(output), ".png", force)
+    jpeg = any(p.suffix.lower() in (".jpg", ".jpeg") for p in all_paths)
+    if jpeg:
         click.echo(
             "warning: recovering from JPEG: its compression error is amplified 1/alpha times",
             err=True,
         )
     space = FaceSpace(margin=0, template_size=veil.size)
-    paths, crops, problems = canonical_crops(paths, space, "none")
-    _report(problems)
-    recovered = _to_uint8(recover_images(veil, _to_tensor(crops), gaussian_sigma))
-    written = write_images(paths, recovered, Path(output), "png", 100)
-    click.echo(f"recovered {len(written)} photos into {output}")
+    paths, crops, problems = canonical_crops(
+        all_paths, space, "none", "recover takes the protected PNGs as veilbench protect wrote them"
+    )
+    images = _to_tensor(crops)
+    fit = _fitting(veil, paths, crops, images, JPEG_SLACK if jpeg else 1.0)
+    _report(problems + [p for p in fit if isinstance(p, dict)])
+    keep = [i for i, p in enumerate(fit) if not isinstance(p, dict)]
+    recovered = _to_uint8(recover_images(veil, images[keep], gaussian_sigma))
+    written = write_images([targets[paths[i]] for i in keep], recovered, "png", 100, force)
+    _finish("recovered", len(written), len(all_paths), output)
+
+
+#: Out-of-range share above which a photo is taken as not protected with the given veil: the
+#: right veil gives ~0 (PNG) and at most a few % (JPEG q >= 90), another veil most pixels.
+MISMATCH = 0.05
+#: Extra tolerance (grey levels after recovery) for JPEG's compression error.
+JPEG_SLACK = 12.0
+SUFFIX = {"png": ".png", "jpeg": ".jpg"}
+
+
+def _fitting(veil, paths, crops, images, slack: float) -> list[dict | None]:
+    """Per photo None when this veil can recover it, else the problem (as _report shows it)."""
+    if not len(paths):
+        return []
+    grey = (crops[..., 0] == crops[..., 1]).all((1, 2)) & (crops[..., 1] == crops[..., 2]).all(
+        (1, 2)
+    )
+    outside = out_of_range(veil, images, slack) if veil.clip == "veil" else torch.zeros(len(paths))
+    problems: list[dict | None] = []
+    for path, is_grey, share in zip(paths, grey, outside.tolist(), strict=True):
+        if is_grey:
+            reason = (
+                "grey-scale, but a protected photo is in colour: recover the PNG that veilbench "
+                "protect wrote, not a grey copy"
+            )
+        elif share > MISMATCH:
+            reason = (
+                f"{share:.0%} of its values recover outside 0-255: it was protected with another "
+                "veil (use that one), or changed since (JPEG, resizing, editing), which no veil "
+                "can undo; keep protected photos as the PNGs veilbench protect writes"
+            )
+        else:
+            problems.append(None)
+            continue
+        problems.append({"file": str(path), "reason": reason})
+    return problems
 
 
 def _space(veil) -> FaceSpace:

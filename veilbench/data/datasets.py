@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import tarfile
 import tempfile
 import zlib
@@ -151,23 +150,26 @@ def _extract_lfw(archive: Path) -> Path:
     """Unpack once into the cache (atomically: an interrupted unpack leaves nothing behind)."""
     out = cache_dir() / "lfw"
     top = out / archive.name.split(".")[0]
-    if top.is_dir():
-        return top
-    out.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=out, prefix=".extract-"))
-    try:
-        with tarfile.open(archive) as t:
-            t.extractall(staging, filter="data")
-        unpacked = [p for p in staging.iterdir() if p.is_dir()]
-        if len(unpacked) != 1:
-            raise DataError(f"{archive} does not hold one top folder of <identity>/<image> files")
-        os.replace(unpacked[0], top)
-    except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
-        raise DataError(
-            f"{archive} is not a readable .tgz archive ({exc}); download it again"
-        ) from exc
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    if not top.is_dir():
+        # Into a scratch folder first: a failed or killed extraction never looks finished.
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=out, prefix=".extract-") as scratch:
+            try:
+                with tarfile.open(archive) as t:
+                    t.extractall(scratch, filter="data")
+            except (tarfile.TarError, OSError, EOFError, ValueError, zlib.error) as exc:
+                raise DataError(
+                    f"dataset archive {archive} cannot be read ({' '.join(str(exc).split())}): "
+                    "it is corrupt, "
+                    "truncated or not a .tgz; download it again or pass the extracted folder"
+                ) from exc
+            folders = [p for p in Path(scratch).iterdir() if p.is_dir()]
+            if len(folders) != 1:
+                raise DataError(
+                    f"dataset archive {archive} does not hold one top folder of "
+                    "<identity>/<image> files, as the LFW archives do"
+                )
+            os.replace(folders[0], top)
     return top
 
 

@@ -27,8 +27,10 @@ def load_rgb(path: str | os.PathLike, min_side: int = MIN_SIDE) -> np.ndarray:
                 rgba = im.convert("RGBA")
                 im = Image.new("RGB", rgba.size, (255, 255, 255))
                 im.paste(rgba, mask=rgba.getchannel("A"))
+            elif im.mode.startswith("I") or im.mode == "F":
+                im = _wide_grey_to_rgb(im, path)
             else:
-                im = im.convert("RGB")  # grayscale, palette, CMYK, 16-bit...
+                im = im.convert("RGB")  # grayscale, palette, CMYK, 48-bit RGB (high bytes)...
             array = np.asarray(im, dtype=np.uint8)
     except FileNotFoundError as exc:
         raise DataError(f"image {path} does not exist; check the path") from exc
@@ -46,14 +48,41 @@ def load_rgb(path: str | os.PathLike, min_side: int = MIN_SIDE) -> np.ndarray:
     return array
 
 
-def save_png(path: str | os.PathLike, image: np.ndarray) -> Path:
-    """Write an H x W x 3 (or H x W) uint8 array as PNG, atomically (temp file + rename)."""
+def _wide_grey_to_rgb(im: Image.Image, path: Path) -> Image.Image:
+    """A 16-bit grey image scaled to 8 bits (PIL's own convert saturates it: 65535 -> 255)."""
+    wide = np.asarray(im)
+    if im.mode == "F" or wide.min() < 0 or wide.max() > 65535:
+        raise DataError(
+            f"image {path.name} holds {im.mode} values in [{wide.min()}, {wide.max()}], not 8 or "
+            f"16-bit grey levels: save it as an 8-bit or 16-bit PNG or JPEG ({path})"
+        )
+    grey = np.rint(wide.astype(np.float64) / 257.0).astype(np.uint8)
+    return Image.fromarray(np.repeat(grey[..., None], 3, axis=2), "RGB")
+
+
+def save_png(path: str | os.PathLike, image: np.ndarray, *, replace: bool = True) -> Path:
+    """Write an H x W x 3 (or H x W) uint8 array as PNG, atomically (temp file + rename).
+
+    ``replace=False`` refuses (``FileExistsError``) to replace a file that exists by then.
+    """
+    return save_image(path, image, replace=replace)
+
+
+def save_image(
+    path: str | os.PathLike,
+    image: np.ndarray,
+    *,
+    fmt: str = "PNG",
+    quality: int = 95,
+    replace: bool = True,
+) -> Path:
+    """:func:`save_png` for any format PIL writes (``quality`` for JPEG)."""
     path = Path(path)
     if image.dtype != np.uint8 or image.ndim not in (2, 3):
         raise DataError(
             f"save_png({path.name}) needs an H x W x 3 uint8 array, got {image.dtype} "
             f"{image.shape}; convert with np.clip(x, 0, 255).round().astype(np.uint8)"
         )
-    with atomic_write(path) as f:  # a reader sees the old file or the whole new one
-        Image.fromarray(image).save(f, format="PNG")
+    with atomic_write(path, replace=replace) as f:
+        Image.fromarray(image).save(f, format=fmt, quality=quality)
     return path

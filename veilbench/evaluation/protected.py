@@ -8,8 +8,6 @@ records of :mod:`veilbench.results`.
 
 from __future__ import annotations
 
-import base64
-import io
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -224,32 +222,3 @@ def evaluate_impersonation(
             total += len(answers)
         rates[target] = hits / total if total else None
     return rates
-
-
-def thumbnail(image: torch.Tensor) -> str:
-    """A lossless PNG data URI of one canonical crop (for the report's image grid)."""
-    from PIL import Image
-
-    array = image.clamp(0, 255).round().byte().permute(1, 2, 0).cpu().numpy()
-    buf = io.BytesIO()
-    Image.fromarray(array).save(buf, format="PNG", optimize=True)
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
-
-
-def sample_images(data: EvalData, protected: Protected) -> dict[str, dict[str, str]]:
-    """Per identity: an original, a protected and a recovered photo, each of a DIFFERENT photo.
-
-    Never the veil, and never two versions of one photo: ``x' = a*x + (1-a)*veil`` gives the
-    veil back from any (original or recovered, protected) pair of the same photo, and with it
-    every photo that person protected. Identities with fewer photos show fewer images.
-    """
-    samples = {}
-    for p in data.probes:
-        prot = protected[p.identity]
-        images = {"original": thumbnail(p.craft.tensor()[0])}
-        if len(p.craft) > 1:
-            images["protected"] = thumbnail(prot.craft[1])
-        if prot.craft_recovered is not None and len(p.craft) > 2:
-            images["recovered"] = thumbnail(prot.craft_recovered[2])
-        samples[p.identity] = images
-    return samples

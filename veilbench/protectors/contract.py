@@ -6,6 +6,7 @@ This module imports no torch, so the contract can be read (and its traits checke
 from __future__ import annotations
 
 import difflib
+import math
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
@@ -97,9 +98,9 @@ C = TypeVar("C")
 
 
 def _coerce(name: str, value: Any, default: Any) -> Any:
-    """Turn a CLI string into the type of the field's default."""
+    """Turn a CLI string into the type of the field's default; refuse any other type."""
     if not isinstance(value, str) or isinstance(default, str):
-        return value
+        return _typed(name, value, default)
     try:
         if isinstance(default, bool):
             if value.lower() in ("1", "true", "yes", "on"):
@@ -107,11 +108,29 @@ def _coerce(name: str, value: Any, default: Any) -> Any:
             if value.lower() in ("0", "false", "no", "off"):
                 return False
             raise ValueError(value)
-        return type(default)(value)
+        return _typed(name, type(default)(value), default)
     except ValueError:
         raise ConfigError(
             f"parameter {name}={value!r} is not a valid {type(default).__name__}"
         ) from None
+
+
+def _typed(name: str, value: Any, default: Any) -> Any:
+    """``value`` if it has the default's type (an int stands for a float), else a ConfigError."""
+    if default is None:
+        return value  # an optional setting: any value its protector accepts
+    if isinstance(default, bool) or isinstance(value, bool):
+        ok = isinstance(default, bool) and isinstance(value, bool)
+    elif isinstance(default, float):
+        ok = isinstance(value, int | float) and math.isfinite(value)
+    else:
+        ok = isinstance(value, type(default))
+    if not ok:
+        raise ConfigError(
+            f"parameter {name}={value!r} is not a valid {type(default).__name__} "
+            f"(default {default!r})"
+        )
+    return float(value) if isinstance(default, float) else value
 
 
 def make_config(cls: type[C], params: dict[str, Any]) -> C:

@@ -548,7 +548,8 @@ def craft_many(
                 old.config,
                 old.surrogates,
                 old.image_sha256,
-            ) == (protector, name, config, described, hashes[name]):
+                old.seed,
+            ) == (protector, name, config, described, hashes[name], seed):
                 results[name] = old
                 continue
         todo.append(name)
@@ -600,6 +601,7 @@ def craft_many(
                     image_sha256=hashes[name],
                     clip=cfg.clip,
                     stats=stats,
+                    seed=seed,
                 )
                 if out_dir is not None:
                     save_veil(veil_path(out_dir, name), veil)

@@ -129,6 +129,7 @@ def build_view(doc: ResultsDocument) -> dict[str, Any]:
         "robustness_on": config.get("robustness_on"),
         "impersonation": _impersonation(results, targets),
         "samples": _samples(results),
+        "samples_contain_secrets": results.samples_contain_secrets,
         "cost": _cost(results, doc.timings),
         "environment": doc.environment,
         "machine": _pick(doc.environment, "device cpu_count torch_threads"),
@@ -342,12 +343,15 @@ def _impersonation(results: Results, targets: list[str]) -> dict[str, Any]:
     return {"targets": targets, "rows": rows}
 
 
-#: The images a sample row may show, in order (never the veil: it is the secret).
+#: The images a sample row shows, in order. The veil is the secret: it is in a document only
+#: when ``secret_samples = true`` was asked for (the report then says so).
 SAMPLE_IMAGES = (("original", "original"), ("protected", "protected"), ("recovered", "recovered"))
+SECRET_IMAGES = (("veil", "the veil"),)
 
 
 def _samples(results: Results) -> list[dict[str, Any]]:
     """Per identity, one row of images per surrogate (the same person under different veils)."""
+    shown = SAMPLE_IMAGES + (SECRET_IMAGES if results.samples_contain_secrets else ())
     people: dict[str, list[dict[str, Any]]] = {}
     for key, s in results.surrogates.items():
         for identity, images in s.samples.items():
@@ -356,7 +360,7 @@ def _samples(results: Results) -> list[dict[str, Any]]:
                     "surrogate": key,
                     "images": [
                         {"label": label, "uri": _safe_uri(images.get(name))}
-                        for name, label in SAMPLE_IMAGES
+                        for name, label in shown
                     ],
                 }
             )
