@@ -21,8 +21,8 @@ from veilbench.evaluation.protected import (
     evaluate_impersonation,
     evaluate_msr,
     evaluate_robustness,
-    sample_images,
 )
+from veilbench.evaluation.samples import shareable_samples
 from veilbench.models.base import FaceModel, FaceSpace, InputSpec, ModelCard
 from veilbench.protectors.apply import ProtectedFaces
 from veilbench.registry import Entry
@@ -166,10 +166,13 @@ def test_impersonation_rate(targets, data):
     assert evaluate_impersonation(targets, data, protected, PaintWithVeil()) == {}
 
 
-def test_samples_never_pair_two_versions_of_one_photo(data):
+def test_samples_never_show_the_veil_or_two_versions_of_one_photo(data):
     protected = {p.identity: protected_as(p.identity, p.identity) for p in data.probes}
-    samples = sample_images(data, protected)
+    for p in protected.values():
+        p.veil = solid("yellow", 1)[0]
+    samples = shareable_samples(data.probes, protected)
     assert set(samples["red"]) == {"original", "protected", "recovered"}
-    assert "veil" not in samples["red"]
+    secret = shareable_samples(data.probes, protected, secrets=True)
+    assert set(secret["red"]) == {"original", "protected", "recovered", "veil"}
     protected["red"].craft_recovered = None
-    assert set(sample_images(data, protected)["red"]) == {"original", "protected"}
+    assert set(shareable_samples(data.probes, protected)["red"]) == {"original", "protected"}
