@@ -61,22 +61,31 @@ def test_params_are_coerced_and_unknown_keys_list_the_valid_ones():
         VeilProtector(precision="bf16").craft(IDS, [_tiny()], progress=False)
 
 
-def test_batched_crafting_equals_crafting_one_by_one():
+@pytest.mark.parametrize(
+    "params",
+    [{"until": "fixed", "balance": "none"}, {"max_iterations": 6, "check_every": 2}],
+    ids=["fixed", "converged"],
+)
+def test_batched_crafting_equals_crafting_one_by_one(params):
     model = _tiny()
-    protector = VeilProtector(iterations=3, hull_iters=10, batch_size=8)
+    protector = VeilProtector(iterations=3, hull_iters=10, batch_size=8, **params)
     together = protector.craft(IDS, [model], seed=7, progress=False)
     reversed_ids = dict(reversed(list(IDS.items())))
-    in_pairs = VeilProtector(iterations=3, hull_iters=10, batch_size=2).craft(
+    in_pairs = VeilProtector(iterations=3, hull_iters=10, batch_size=2, **params).craft(
         reversed_ids, [model], seed=7, progress=False
     )
     for name, photos in IDS.items():
+        assert torch.equal(in_pairs[name].veil, together[name].veil)
+        assert in_pairs[name].stats["convergence"] == together[name].stats["convergence"]
+        if params.get("balance") != "none":
+            continue  # the scale is calibrated on every identity of the call: alone differs
         alone = protector.craft({name: photos}, [model], seed=7, progress=False)[name]
         assert torch.equal(alone.veil, together[name].veil)
-        assert torch.equal(in_pairs[name].veil, together[name].veil)
         # Quantised and inside [0, 255]: the saved veil is exactly the evaluated one.
         assert torch.equal(alone.veil, alone.veil.round().clamp(0, 255))
-    other_seed = protector.craft({"ann": IDS["ann"]}, [model], seed=8, progress=False)["ann"]
-    assert not torch.equal(other_seed.veil, together["ann"].veil)
+    if params.get("balance") == "none":
+        one = protector.craft({"ann": IDS["ann"]}, [model], seed=8, progress=False)["ann"]
+        assert not torch.equal(one.veil, together["ann"].veil)
 
 
 class _NaNGrad(torch.autograd.Function):
@@ -148,7 +157,13 @@ def test_resume_skips_finished_identities_and_recrafts_on_a_config_change(tmp_pa
 
 def test_early_stopping_freezes_a_unit_once_its_targets_are_met():
     p = VeilProtector(
-        iterations=20, hull_iters=10, early_stop=True, stop_cosine=-1.0, stop_rms=0.0, check_every=3
+        iterations=20,
+        hull_iters=10,
+        until="fixed",
+        early_stop=True,
+        stop_cosine=-1.0,
+        stop_rms=0.0,
+        check_every=3,
     )
     veil = p.craft({"ann": IDS["ann"]}, [_tiny()], progress=False)["ann"]
     assert veil.stats["stopped_early"] and veil.stats["iterations"] == 3
@@ -169,24 +184,29 @@ def test_avih_crafts_one_perturbation_per_photo_and_none_is_the_identity():
     torch.testing.assert_close(none.recover(nveil, IDS["bob"]), IDS["bob"])
 
 
-@pytest.mark.slow
-def test_real_veil_hides_the_face_but_keeps_the_identity(lfw_dev):
+def _two_lfw_people(lfw_dev) -> dict[str, torch.Tensor]:
+    """Four real photos each of two LFW people, centre-cropped to the canonical crop."""
     from veilbench.data.align import center_crop
     from veilbench.data.images import load_rgb
-    from veilbench.evaluation.image_metrics import ssim
-    from veilbench.models.sface import create_sface
 
-    torch.set_num_threads(2)
-    people = ["Serena_Williams", "Hugo_Chavez"]
-    photos = {
+    return {
         name: torch.stack(
             [
                 torch.from_numpy(center_crop(load_rgb(p)).crop).permute(2, 0, 1)
                 for p in sorted((lfw_dev / name).glob("*.jpg"))[:4]
             ]
         )
-        for name in people
+        for name in ["Serena_Williams", "Hugo_Chavez"]
     }
+
+
+@pytest.mark.slow
+def test_real_veil_hides_the_face_but_keeps_the_identity(lfw_dev):
+    from veilbench.evaluation.image_metrics import ssim
+    from veilbench.models.sface import create_sface
+
+    torch.set_num_threads(2)
+    photos = _two_lfw_people(lfw_dev)
     model = create_sface()
     protector = VeilProtector(iterations=15)
     veils = protector.craft(photos, [model], seed=0, progress=False)
@@ -257,7 +277,12 @@ def test_random_weight_nan_gradient_mid_crafting_names_first_bad_unit_and_saves_
     card = ModelCard("tiny_random_late_nan", "tiny-random-plumbing", 16, InputSpec(size=56))
     broken = FaceModel(net, card, SPACE)
     protector = VeilProtector(
-        iterations=10, hull_iters=5, early_stop=early_stop, stop_cosine=2.0, check_every=3
+        iterations=10,
+        hull_iters=5,
+        until="fixed",
+        early_stop=early_stop,
+        stop_cosine=2.0,
+        check_every=3,
     )
     with pytest.raises(NumericalError, match=r"'bob' at iteration 2"):
         craft_many(
@@ -292,9 +317,19 @@ def test_random_weight_crafting_loop_reads_nothing_back_per_iteration(monkeypatc
     two = {"ann": IDS["ann"], "bob": IDS["bob"]}
     for iterations in (2, 6):
         reads["n"] = 0
-        VeilProtector(iterations=iterations, hull_iters=5).craft(two, [model], progress=False)
+        VeilProtector(iterations=iterations, hull_iters=5, until="fixed").craft(
+            two, [model], progress=False
+        )
         counts.append(reads["n"])
     assert counts[0] == counts[1]
+    # Converging: reads only at checkpoints (one per checkpoint), never per iteration.
+    for cap in (6, 18):
+        reads["n"] = 0
+        VeilProtector(iterations=2, max_iterations=cap, hull_iters=5, stop_rms=1e3).craft(
+            two, [model], progress=False
+        )
+        counts.append(reads["n"])
+    assert counts[3] - counts[2] <= (18 - 6) // 10 + 1
 
 
 def test_random_weight_channels_last_gives_the_same_veils():
@@ -361,3 +396,75 @@ def test_resume_recrafts_when_the_seed_differs(tmp_path):
     assert torch.equal(again.veil, first.veil)
     other = protector.craft(one, [model], seed=2, out_dir=tmp_path, progress=False)["ann"]
     assert other.seed == 2 and not torch.equal(other.veil, first.veil)
+
+
+class _BlindNet(torch.nn.Module):
+    """Random-weight plumbing net that gives every photo the same embedding: no photo can be
+    matched to its own identity rather than another, so no veil can ever converge."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.randn(16, generator=torch.Generator().manual_seed(0)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.w.expand(len(x), -1) + 0 * x.flatten(1)[:, :1]
+
+
+def test_random_weight_blind_surrogate_leaves_every_veil_unconverged_at_the_cap(tmp_path):
+    card = ModelCard("tiny_random_blind", "tiny-random-plumbing", 16, InputSpec(size=56))
+    blind = FaceModel(_BlindNet(), card, SPACE)
+    p = VeilProtector(iterations=3, max_iterations=7, hull_iters=5, check_every=2)
+    veils = p.craft({"ann": IDS["ann"], "bob": IDS["bob"]}, [blind], out_dir=tmp_path)
+    for name, veil in veils.items():
+        record = load_veil(veil_path(tmp_path, name)).stats["convergence"]
+        assert record["converged"] is False and record["until"] == "converged"
+        assert record["iterations"] == record["cap"] == 7  # ran to the cap, did not stop
+        fit = record["surrogates"]["tiny_random_blind"]
+        assert fit["matched"] == 0.0 and fit["cosine_min"] == pytest.approx(1.0, abs=1e-5)
+        assert not veil.stats["stopped_early"]
+
+
+def test_random_weight_fixed_schedule_runs_exactly_its_iterations_and_still_records():
+    """until=fixed: the paper's schedule, whatever the criteria say (they are recorded)."""
+    easy = {"until": "fixed", "match_level": 0.0, "stop_rms": 0.0, "check_every": 1}
+    veil = VeilProtector(iterations=5, hull_iters=5, **easy).craft(IDS, [_tiny()], progress=False)
+    for v in veil.values():
+        record = v.stats["convergence"]
+        assert record["iterations"] == record["cap"] == 5 and record["until"] == "fixed"
+        assert not v.stats["stopped_early"] and isinstance(record["converged"], bool)
+    with pytest.raises(ConfigError, match="max_iterations must be 0"):
+        VeilProtector(iterations=10, max_iterations=5)
+    with pytest.raises(ConfigError, match="until must be one of converged, fixed"):
+        VeilProtector(until="forever")
+
+
+def test_step_schedule_restarts_at_half_the_start_for_each_further_cycle():
+    from veilbench.protectors.engine import CraftConfig, step_size
+
+    cfg = CraftConfig(iterations=10, step_start=8.0, step_end=0.5)
+    assert step_size(cfg, 0) == 8.0 and step_size(cfg, 9) == pytest.approx(0.5)
+    assert step_size(cfg, 10) == 4.0 and step_size(cfg, 20) == 2.0
+    assert step_size(cfg, 10 * 20) == 0.5  # never below step_end
+
+
+@pytest.mark.slow
+def test_real_sface_veils_converge_early_and_match_their_identity(lfw_dev):
+    """Real SFace, real LFW: an easy case stops long before the cap, and its record holds."""
+    from veilbench.models.sface import create_sface
+
+    torch.set_num_threads(2)
+    photos = _two_lfw_people(lfw_dev)
+    model = create_sface()
+    protector = VeilProtector(iterations=30, check_every=5)  # cap: 4 x 30 = 120
+    veils = protector.craft(photos, [model], seed=0, progress=False)
+    with torch.no_grad():
+        for name, x in photos.items():
+            record = veils[name].stats["convergence"]
+            assert record["converged"] is True and record["iterations"] < record["cap"], record
+            fit = record["surrogates"]["sface"]
+            assert fit["matched"] == 1.0 and fit["cosine_min"] >= fit["threshold"]
+            # The record describes the saved veil: recompute the cosine from the file's pixels.
+            centroid = torch.nn.functional.normalize(model(x).mean(0), dim=0)
+            protected = protector.apply(veils[name], x)
+            cos = (model(protected) @ centroid).min()
+            assert float(cos) == pytest.approx(fit["cosine_min"], abs=1e-3)

@@ -182,3 +182,32 @@ def test_samples_off_keeps_photos_out_of_results_and_report(tiny_plugins, tmp_pa
     assert all(not s["samples"] for s in json.loads(text)["results"]["surrogates"].values())
     assert "data:image/png" not in text
     assert "No sample images in this document." in (out / "report.html").read_text()
+
+
+def test_unconverged_veils_are_reported_apart_from_privacy(tiny_plugins, tmp_path):
+    """An unreachable visual target (RMS 1000): every veil misses its criteria at the cap, and
+    results, warnings, compare metrics and the report all say so."""
+    from veilbench.report import build_view
+    from veilbench.results import METRICS
+
+    out = tmp_path / "run"
+    args = [*ARGS[:2], "tiny_random_a", *ARGS[3:], "--protector", "veil", "--out", str(out)]
+    run_cli([*args, "--param", "iterations=2", "--param", "stop_rms=1000"])
+    validate(json.loads((out / "results.json").read_text()))
+    doc = read_results(out / "results.json")
+    s = doc.results.surrogates["tiny_random_a"]
+    assert len(s.convergence) == 2 and s.unconverged() == sorted(s.convergence)
+    for record in s.convergence.values():
+        assert record.converged is False and record.iterations == record.cap == 8
+        (fit,) = record.surrogates.values()  # keyed by the model's own name
+        assert fit.threshold is not None and fit.matched is not None
+    assert any("did not converge" in w for w in doc.warnings)
+    metric = {m.id: m for m in doc.metrics()}["unconverged/tiny_random_a"]
+    assert metric.value == 2.0 and METRICS["unconverged"].direction == "lower"
+    view = build_view(doc)
+    assert view["convergence"][0]["unconverged"] == sorted(s.convergence)
+    white = [c for c in view["msr_tables"][0]["rows"][0]["cells"] if c["white_box"]]
+    assert white and all(c["unconverged"] == 2 for c in white)
+    html = (out / "report.html").read_text()
+    assert "2 of 2 veils crafted with tiny_random_a did not converge" in html
+    assert 'data-converged="false"' in html and "2 unconverged" in html

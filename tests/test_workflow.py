@@ -220,3 +220,23 @@ def test_skipped_dataset_files_are_listed_on_the_console(capsys):
     doc = ResultsDocument(problems=[{"identity": "x", "file": "x/1.jpg", "reason": "no face"}])
     _print_summary(doc)
     assert "skipped x/1.jpg: no face" in capsys.readouterr().err
+
+
+def test_random_weight_craft_warns_about_an_unconverged_veil_and_strict_fails(
+    tiny_plugins, tmp_path, photos
+):
+    """An unreachable visual target (RMS 1000 > 255): the veil cannot converge in its cap."""
+    folder = photos[0].parent
+    never = ("--param", "stop_rms=1000", "--param", "max_iterations=2")
+    lenient = _craft(folder, tmp_path / "a.veil", *never)
+    assert lenient.exit_code == 0, lenient.output
+    assert "did not converge in 2 iterations (cap 2)" in lenient.output
+    record = load_veil(tmp_path / "a.veil").stats["convergence"]
+    assert record["converged"] is False and record["iterations"] == 2
+    strict = _craft(folder, tmp_path / "b.veil", *never, "--strict")
+    assert strict.exit_code == 3 and "did not converge" in strict.output
+    assert (tmp_path / "b.veil").is_file()  # still written: the warning says what it is
+    reachable = _craft(folder, tmp_path / "c.veil", "--param", "stop_rms=0", "--strict")
+    record = load_veil(tmp_path / "c.veil").stats["convergence"]
+    assert ("did not converge" in reachable.output) == (not record["converged"])
+    assert reachable.exit_code == (0 if record["converged"] else 3)

@@ -98,6 +98,32 @@ class CraftTiming:
 
 
 @dataclass
+class SurrogateFit:
+    """How one veil's protected crafting photos sit for one surrogate (white-box criteria)."""
+
+    cosine_min: float | None  # lowest cosine of a protected crafting photo to the clean centroid
+    cosine_mean: float | None
+    threshold: float | None  # the cosine that counts as a match (calibrated per model)
+    matched: float | None  # share of protected crafting photos that meet the 1:N match
+
+
+@dataclass
+class ConvergenceRecord:
+    """Whether one identity's veil reached its white-box criteria when crafted.
+
+    An unconverged veil's white-box figures measure the optimiser stopping short, not the
+    protection method: the report and ``compare`` keep them apart from privacy results.
+    """
+
+    converged: bool | None
+    iterations: int | None  # sign steps used
+    cap: int | None  # the most it was allowed
+    until: str | None = None  # "converged" (stops when the criteria hold) or "fixed"
+    rms: float | None = None  # mean pixel RMS protected vs original (the visual target)
+    surrogates: dict[str, SurrogateFit] = field(default_factory=dict)
+
+
+@dataclass
 class SurrogateResults:
     """Everything measured for the veils of one surrogate set (one model, or an ensemble)."""
 
@@ -111,10 +137,17 @@ class SurrogateResults:
     samples: dict[str, dict[str, str]] = field(default_factory=dict)
     craft_timing: CraftTiming | None = None
     evaluate_s: float | None = None
+    #: identity -> its veil's convergence record (empty: not recorded, e.g. an older file or a
+    #: protector with no veil to converge)
+    convergence: dict[str, ConvergenceRecord] = field(default_factory=dict)
 
     def white_box(self, target: str) -> bool:
         """A target that crafted these veils (the service's model) rather than an attacker's."""
         return target in self.surrogates
+
+    def unconverged(self) -> list[str]:
+        """Identities whose veil did not reach its white-box criteria within the cap."""
+        return sorted(k for k, c in self.convergence.items() if c.converged is False)
 
 
 @dataclass
@@ -239,6 +272,12 @@ class ResultsDocument:
             for target, rate in s.impersonation.items():
                 mid = f"impersonation/{key}->{target}"
                 out.append(MetricValue(mid, METRICS["impersonation"], rate))
+            if s.convergence:
+                out.append(
+                    MetricValue(
+                        f"unconverged/{key}", METRICS["unconverged"], float(len(s.unconverged()))
+                    )
+                )
             if s.craft_timing is not None:
                 out.append(
                     MetricValue(f"time/{key}/per_veil", METRICS["time"], s.craft_timing.per_veil)
@@ -285,6 +324,9 @@ METRICS: dict[str, Metric] = {
     "psnr_recovered": Metric("recovery_psnr", "higher", "PSNR recovered vs original"),
     "impersonation": Metric("impersonation", "lower", "a veil on others' photos answers its owner"),
     "time": Metric("time", "lower", "seconds to craft one veil", relative=True),
+    "unconverged": Metric(
+        "convergence", "lower", "veils that missed their white-box criteria within the cap"
+    ),
 }
 
 #: How much worse each family may get before ``compare`` calls it a regression. Time is
@@ -301,6 +343,7 @@ DEFAULT_TOLERANCE: dict[str, float] = {
     "recovery_psnr": 0.5,
     "impersonation": 0.02,
     "time": 3.0,
+    "convergence": 0.0,
 }
 
 

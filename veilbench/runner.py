@@ -29,10 +29,12 @@ from veilbench.errors import ConfigError
 from veilbench.evaluation.protected import (
     clean_rank1,
     evaluate_clean,
+    evaluate_convergence,
     evaluate_images,
     evaluate_impersonation,
     evaluate_msr,
     evaluate_robustness,
+    unconverged_warning,
 )
 from veilbench.evaluation.samples import SECRETS_WARNING, shareable_samples
 from veilbench.models.base import FaceSpace
@@ -168,6 +170,12 @@ def run(
             ),
         )
         doc.results.surrogates[key].evaluate_s = time.perf_counter() - t0
+        convergence = evaluate_convergence(protected)
+        doc.results.surrogates[key].convergence = convergence
+        warning = unconverged_warning(key, convergence)
+        if warning:
+            doc.warnings.append(warning)
+            log(f"warning: {warning}")
 
     # Write and render.
     doc.timings["total_s"] = time.perf_counter() - t_start

@@ -98,6 +98,19 @@ class Veil:
         }
 
 
+def convergence_of(veil: Veil) -> dict | None:
+    """The veil's convergence record (``stats["convergence"]``), None for older veil files.
+
+    Keys: ``converged`` (every crafting photo matched its identity on every surrogate and the
+    visual target held), ``iterations`` used, ``cap``, ``until`` ("converged" / "fixed"),
+    ``rms`` and ``rms_target``, per surrogate ``surrogates[name]`` = ``cosine_min``,
+    ``cosine_mean`` (to the identity's clean centroid), ``threshold`` and ``matched`` (share
+    of crafting photos matched), and ``calibration`` (each surrogate's measured scale).
+    """
+    record = veil.stats.get("convergence") if isinstance(veil.stats, dict) else None
+    return record if isinstance(record, dict) else None
+
+
 def image_sha256(images: torch.Tensor) -> list[str]:
     """sha256 of each image's float32 bytes (C order): ties a veil to its crafting photos."""
     arr = images.detach().to("cpu", torch.float32).contiguous().numpy()

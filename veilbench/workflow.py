@@ -30,6 +30,7 @@ from veilbench.models.base import FaceSpace
 from veilbench.protectors.contract import traits
 from veilbench.veilfile import (
     apply_veil,
+    convergence_of,
     load_veil,
     out_of_range,
     recover_images,
@@ -222,9 +223,25 @@ def backup_name(path: Path) -> Path:
 @click.option(
     "--force", is_flag=True, help="Replace an existing OUTPUT (the old one is kept as OUTPUT.bak)."
 )
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="Exit with status 3 when the veil did not converge (it is still written).",
+)
 @click.option("--quiet", is_flag=True)
 def craft_command(
-    images_dir, models, output, protector, params, alignment, min_images, device, seed, force, quiet
+    images_dir,
+    models,
+    output,
+    protector,
+    params,
+    alignment,
+    min_images,
+    device,
+    seed,
+    force,
+    strict,
+    quiet,
 ):
     """Craft one person's veil from their photos."""
     from veilbench.device import pick_device
@@ -281,6 +298,22 @@ def craft_command(
         f"wrote {output} (crafted from {len(paths)} photos against {', '.join(models)}, "
         f"{start}){kept}"
     )
+    record = convergence_of(veil)
+    if record is not None and record.get("converged") is False:
+        fits = "; ".join(
+            f"{m}: min cosine {f['cosine_min']:.3f} (threshold {f['threshold']:.3f}), "
+            f"{f['matched']:.0%} of photos matched"
+            for m, f in record.get("surrogates", {}).items()
+        )
+        click.echo(
+            f"warning: the veil did not converge in {record.get('iterations')} iterations "
+            f"(cap {record.get('cap')}): {fits}; RMS {record.get('rms')} (target "
+            f"{record.get('rms_target')}). The service's model may not recognise photos "
+            "protected with it; raise --param max_iterations=N or add photos",
+            err=True,
+        )
+        if strict:
+            sys.exit(3)
 
 
 @click.command("protect")

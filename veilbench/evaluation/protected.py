@@ -24,11 +24,14 @@ from veilbench.protectors.contract import traits
 from veilbench.registry import Entry
 from veilbench.results import (
     SUBSETS,
+    ConvergenceRecord,
     ImageMetrics,
     ImageQuality,
     MsrCell,
     RobustnessCurve,
+    SurrogateFit,
 )
+from veilbench.veilfile import Veil, convergence_of
 
 Protected = dict[str, ProtectedFaces]
 
@@ -222,3 +225,45 @@ def evaluate_impersonation(
             total += len(answers)
         rates[target] = hits / total if total else None
     return rates
+
+
+def convergence_record(record: dict[str, Any]) -> ConvergenceRecord:
+    """The results contract's record of one veil's ``stats["convergence"]``."""
+    return ConvergenceRecord(
+        converged=record.get("converged"),
+        iterations=record.get("iterations"),
+        cap=record.get("cap"),
+        until=record.get("until"),
+        rms=record.get("rms"),
+        surrogates={
+            name: SurrogateFit(
+                cosine_min=fit.get("cosine_min"),
+                cosine_mean=fit.get("cosine_mean"),
+                threshold=fit.get("threshold"),
+                matched=fit.get("matched"),
+            )
+            for name, fit in (record.get("surrogates") or {}).items()
+        },
+    )
+
+
+def evaluate_convergence(protected: Protected) -> dict[str, ConvergenceRecord]:
+    """identity -> its veil's convergence record; identities without one are left out."""
+    out = {}
+    for identity, p in protected.items():
+        record = convergence_of(p.veil) if isinstance(p.veil, Veil) else None
+        if record is not None:
+            out[identity] = convergence_record(record)
+    return out
+
+
+def unconverged_warning(key: str, records: dict[str, ConvergenceRecord]) -> str | None:
+    """The run warning for veils that missed their white-box criteria, or None."""
+    missed = sorted(k for k, c in records.items() if c.converged is False)
+    if not missed:
+        return None
+    return (
+        f"{len(missed)} of {len(records)} veils crafted with {key} did not converge within the "
+        f"cap ({', '.join(missed)}): their white-box MSR measures the optimiser stopping short, "
+        "not the protection; raise max_iterations or see docs/protectors.md"
+    )

@@ -45,6 +45,7 @@ from veilbench.veilfile import (
     SUFFIX,
     Veil,
     apply_veil,
+    convergence_of,
     image_sha256,
     load_veil,
     recover_images,
@@ -58,7 +59,17 @@ _CHOICES = {
     "ensemble": ("mean", "sum"),
     "precision": ("fp32", "bf16", "fp16"),
     "subspace": ("hull", "span"),
+    "until": ("converged", "fixed"),
+    "balance": ("gap", "none"),
 }
+
+#: The clean identity gap (mean intra- minus mean nearest-inter-identity cosine, see
+#: :func:`calibrate`) at which the default weights were tuned: SFace on deep-funneled LFW. A
+#: surrogate whose identities sit closer together gets its feature term scaled up by
+#: ``GAP_REFERENCE / gap`` (never down), so one lambda/mu fits every model.
+GAP_REFERENCE = 0.55
+#: Bounds of that scale: a degenerate gap (one photo, near-duplicates) must not blow it up.
+MAX_FEATURE_WEIGHT = 8.0
 
 
 @dataclass
@@ -67,9 +78,24 @@ class CraftConfig:
 
     #: Share of the original photo in the protected one (eq. 12).
     alpha: float = 0.2
-    #: t_max: sign steps per perturbation. With SFace on LFW, SSIM(original, protected) was
-    #: already 0.0035 at cosine 0.91 after 40; 60 keeps a margin at ~60% of the paper-ish 100.
+    #: t_max: sign steps per perturbation (``until="fixed"``), or the length of one step-size
+    #: cycle (``until="converged"``). With SFace on LFW, SSIM(original, protected) was already
+    #: 0.0035 at cosine 0.91 after 40; 60 keeps a margin at ~60% of the paper-ish 100.
     iterations: int = 60
+    #: "converged": each unit runs until its convergence criteria hold on its crafting photos
+    #: for every surrogate (see :func:`calibrate` and docs/protectors.md) or ``max_iterations``
+    #: is reached; converged units leave the batch. "fixed": exactly ``iterations`` steps, as
+    #: in the paper (for ablations); convergence is still measured and recorded.
+    until: str = "converged"
+    #: Cap on the steps of one unit with ``until="converged"`` (0: four ``iterations`` cycles).
+    #: Past the first cycle the step schedule restarts at half the previous start each cycle.
+    max_iterations: int = 0
+    #: Where the per-surrogate match threshold sits between the clean nearest-other-identity
+    #: cosine (0) and the identity's own clean cosine to its centroid (1).
+    match_level: float = 0.5
+    #: "gap": scale each surrogate's feature term by GAP_REFERENCE / its clean identity gap
+    #: (>= 1); "none": the plain eq. 13 weights (paper-like ablations).
+    balance: str = "gap"
     #: First and last step size in pixel units; ``schedule`` interpolates between them.
     step_start: float = 8.0
     step_end: float = 0.5
@@ -87,11 +113,12 @@ class CraftConfig:
     quantize: bool = True
     #: How the feature losses of several surrogates combine.
     ensemble: str = "mean"
-    #: Stop a unit early once every crafting photo's embedding has cosine >= stop_cosine to its
-    #: clean centroid (each surrogate) and the protected photos differ from the originals by an
-    #: RMS of at least stop_rms pixel units; checked every check_every iterations.
+    #: With ``until="fixed"`` only: stop a unit early once every crafting photo's embedding has
+    #: cosine >= stop_cosine to its clean centroid (each surrogate) and the RMS target holds.
     early_stop: bool = False
     stop_cosine: float = 0.6
+    #: The visual target of convergence: protected photos differ from the originals by an RMS
+    #: of at least stop_rms pixel units. Criteria are checked every check_every iterations.
     stop_rms: float = 70.0
     check_every: int = 10
     #: Units (identities; photos for per-image protectors) crafted together in one batch.
@@ -115,6 +142,13 @@ class CraftConfig:
             raise ConfigError(f"alpha must lie in (0, 1); got {self.alpha}")
         if self.iterations < 0 or self.batch_size < 1 or self.check_every < 1:
             raise ConfigError("iterations must be >= 0, batch_size and check_every >= 1")
+        if self.max_iterations < 0 or (0 < self.max_iterations < self.iterations):
+            raise ConfigError(
+                f"max_iterations must be 0 (four cycles) or >= iterations ({self.iterations}); "
+                f"got {self.max_iterations}"
+            )
+        if not 0 <= self.match_level <= 1:
+            raise ConfigError(f"match_level must lie in [0, 1]; got {self.match_level}")
         if self.step_start <= 0 or self.step_end <= 0:
             raise ConfigError("step_start and step_end must be > 0 (pixel units)")
         for name in ("lambda_vis", "mu_var"):
@@ -125,6 +159,13 @@ class CraftConfig:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+    @property
+    def cap(self) -> int:
+        """The most steps one unit may take."""
+        if self.until == "fixed":
+            return self.iterations
+        return self.max_iterations or 4 * self.iterations
 
     def objective(self) -> Objective:
         """The loss terms this protector optimises."""
@@ -152,13 +193,16 @@ def unit_seed(seed: int, name: str) -> int:
 
 
 def step_size(cfg: CraftConfig, t: int) -> float:
-    """The step size at iteration ``t`` of ``cfg.iterations``."""
+    """The step size at iteration ``t``: the schedule over ``cfg.iterations`` steps, repeated
+    (for units still unconverged past the first cycle) from half the previous start each time."""
+    cycle, t = divmod(t, max(1, cfg.iterations))
+    start = max(cfg.step_end, cfg.step_start / 2**cycle)
     frac = t / max(1, cfg.iterations - 1)
     if cfg.schedule == "constant":
-        return cfg.step_start
+        return start
     if cfg.schedule == "linear":
-        return cfg.step_start + (cfg.step_end - cfg.step_start) * frac
-    return cfg.step_end + 0.5 * (cfg.step_start - cfg.step_end) * (1 + math.cos(math.pi * frac))
+        return start + (cfg.step_end - start) * frac
+    return cfg.step_end + 0.5 * (start - cfg.step_end) * (1 + math.cos(math.pi * frac))
 
 
 def describe_surrogates(models: list[FaceModel]) -> list[dict]:
@@ -273,19 +317,24 @@ def _layout(
 
 
 def _feature_loss(
-    obj: Objective, embs: list[torch.Tensor], layout: _Layout, ensemble: str
+    obj: Objective,
+    embs: list[torch.Tensor],
+    layout: _Layout,
+    ensemble: str,
+    weights: Sequence[float],
 ) -> torch.Tensor:
-    """Per-image feature term for the layout's images, combined over surrogates."""
+    """Per-image feature term for the layout's images, each surrogate's scaled by its weight
+    (see :func:`calibrate`), combined over surrogates."""
     terms = []
-    for emb, target in zip(embs, layout.targets, strict=True):
+    for emb, target, w in zip(embs, layout.targets, weights, strict=True):
         if isinstance(target, torch.Tensor):  # feature == "own"
-            terms.append(losses.feature_distance(emb, target))
+            terms.append(w * losses.feature_distance(emb, target))
             continue
         vals = [
             losses.feature_alignment_loss(emb[pos], feats, obj.feature, obj.hull_iters)
             for pos, feats in target
         ]
-        terms.append(torch.cat(vals)[layout.order])
+        terms.append(w * torch.cat(vals)[layout.order])
     total = torch.stack(terms).sum(0)
     return total / len(terms) if ensemble == "mean" else total
 
@@ -330,19 +379,115 @@ def _surrogate_nets(models: Sequence[FaceModel], cfg: CraftConfig) -> list[torch
     return nets
 
 
-def _unit_report(
-    models: Sequence[torch.nn.Module],
-    x: torch.Tensor,
-    xp: torch.Tensor,
-    centroids: list[torch.Tensor],
-    precision: str,
+@dataclass(frozen=True)
+class Calibration:
+    """Per surrogate, from the clean crafting photos of every identity crafted in one call.
+
+    ``centroids[m]`` holds each identity's clean centroid (rows in ``names`` order), the
+    gallery of the 1:N match criterion; ``inter[m]`` is the mean cosine of a clean photo to the
+    nearest *other* identity's centroid and ``gap[m]`` the mean own-centroid cosine minus it
+    (both None with a single identity); ``weights[m]`` scales the surrogate's feature term.
+    """
+
+    names: list[str]
+    centroids: list[torch.Tensor]
+    inter: list[float | None]
+    gap: list[float | None]
+    weights: list[float]
+
+    def to_dict(self, models: Sequence[FaceModel]) -> dict:
+        return {
+            m.name: {
+                "inter_cosine": None if i is None else round(i, 5),
+                "gap": None if g is None else round(g, 5),
+                "feature_weight": round(w, 5),
+            }
+            for m, i, g, w in zip(models, self.inter, self.gap, self.weights, strict=True)
+        }
+
+
+@torch.no_grad()
+def calibrate(
+    identities: dict[str, torch.Tensor],
+    nets: Sequence[torch.nn.Module],
+    cfg: CraftConfig,
+    device: torch.device,
+) -> Calibration:
+    """Each surrogate's own scale, measured on the clean crafting photos.
+
+    Models differ in how tightly identities cluster (dlib's embeddings of different people sit
+    at cosine ~0.84, SFace's near 0.2), so a fixed cosine target or one feature weight cannot
+    fit all. Rounded to 5 decimals so the numbers (and the veils) do not depend on batching.
+    """
+    names = list(identities)
+    centroids, inter, gap, weights = [], [], [], []
+    embs = [_embed(nets, identities[n].to(device, torch.float32), cfg.precision) for n in names]
+    for m in range(len(nets)):
+        per = [e[m].float() for e in embs]
+        cents = torch.nn.functional.normalize(torch.stack([e.mean(0) for e in per]), dim=1)
+        centroids.append(cents)
+        if len(names) < 2:
+            inter.append(None)
+            gap.append(None)
+            weights.append(1.0)
+            continue
+        own = torch.cat([e @ cents[k] for k, e in enumerate(per)])
+        sims = [e @ cents.T for e in per]
+        for k, s in enumerate(sims):
+            s[:, k] = -2.0
+        nearest = torch.cat([s.max(1).values for s in sims])
+        i, g = round(float(nearest.mean()), 5), round(float(own.mean() - nearest.mean()), 5)
+        inter.append(i)
+        gap.append(g)
+        w = GAP_REFERENCE / max(g, 1e-6) if cfg.balance == "gap" else 1.0
+        weights.append(round(min(MAX_FEATURE_WEIGHT, max(1.0, w)), 5))
+    return Calibration(names, centroids, inter, gap, weights)
+
+
+def _thresholds(
+    calib: Calibration,
+    clean: Sequence[torch.Tensor],
+    unit_centroids: Sequence[torch.Tensor],
+    rows: Sequence[torch.Tensor],
+    level: float,
+) -> torch.Tensor:
+    """Surrogates x units: the cosine to the unit's clean centroid that counts as a match.
+
+    ``level`` of the way from the clean nearest-other-identity cosine to the unit's own mean
+    clean cosine. With a single identity there is no other identity to measure against: the
+    threshold is then the unit's lowest clean cosine (as close as its least typical photo).
+    """
+    out = []
+    for m, (c, cents) in enumerate(zip(clean, unit_centroids, strict=True)):
+        per_unit = []
+        for k, r in enumerate(rows):
+            cos = c[r] @ cents[k]
+            if calib.inter[m] is None:
+                per_unit.append(cos.min())
+            else:
+                per_unit.append(calib.inter[m] + level * (cos.mean() - calib.inter[m]))
+        out.append(torch.stack(per_unit))
+    return torch.stack(out)
+
+
+def _criteria(
+    embs: Sequence[torch.Tensor],
+    centroids: Sequence[torch.Tensor],
+    calib: Calibration,
+    rows: torch.Tensor,
+    tau: torch.Tensor,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per image: worst cosine to its unit's clean centroid over surrogates, and pixel RMS."""
-    cos = torch.stack(
-        [(e * c).sum(1) for e, c in zip(_embed(models, xp, precision), centroids, strict=True)]
-    )
-    rms = (xp - x).pow(2).flatten(1).mean(1).sqrt()
-    return cos.min(0).values, rms
+    """Per surrogate x image: cosine to the unit's clean centroid, and whether the image
+    matches (cosine >= threshold and above every other identity's centroid: 1:N)."""
+    cos, ok = [], []
+    for m, (e, cen) in enumerate(zip(embs, centroids, strict=True)):
+        e = e.detach().float()
+        own = (e * cen).sum(1)
+        sims = e @ calib.centroids[m].T
+        sims = sims.scatter(1, rows.view(-1, 1), -2.0)  # the image's own identity
+        cos.append(own)
+        ok.append((own >= tau[m]) & (own > sims.max(1).values))
+    return torch.stack(cos), torch.stack(ok)
 
 
 def _craft_chunk(
@@ -354,12 +499,18 @@ def _craft_chunk(
     device: torch.device,
     seed: int,
     bar: tqdm,
+    nets: list[torch.nn.Module],
+    calib: Calibration,
+    identity_rows: list[int],
 ) -> list[Crafted]:
-    """Craft one batch of units together; see the module docstring."""
+    """Craft one batch of units together; see the module docstring.
+
+    ``nets`` are what the loop calls for ``models`` (see :func:`_surrogate_nets`);
+    ``identity_rows[k]`` is unit k's identity's row in ``calib`` (its own row in the 1:N match).
+    """
     t0 = time.perf_counter()
     obj = cfg.objective()
     a = cfg.alpha
-    nets = _surrogate_nets(models, cfg)
     x = torch.cat(images).to(device, torch.float32)
     if cfg.channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
@@ -379,27 +530,33 @@ def _craft_chunk(
                 f"{names[int(owner[bad[0, 0]])]!r}: check the model and that the photos are "
                 "canonical crops in [0, 255]"
             )
-    # Each image's own unit centroid, per surrogate (for early stopping and the final report).
-    centroids = [
-        torch.nn.functional.normalize(torch.stack([c[r].mean(0) for r in rows]), dim=1)[owner]
+    # Each unit's clean centroid per surrogate, and each image's copy (for the criteria).
+    unit_cents = [
+        torch.nn.functional.normalize(torch.stack([c[r].mean(0) for r in rows]), dim=1)
         for c in clean
     ]
+    centroids = [c[owner] for c in unit_cents]
+    tau = _thresholds(calib, clean, unit_cents, rows, cfg.match_level)  # surrogates x units
+    img_rows = torch.tensor(identity_rows, device=device)[owner]
     veils = torch.stack(
         [_initial(cfg, im, seed, n) for n, im in zip(names, images, strict=True)]
     ).to(device)
     if cfg.channels_last:
         veils = veils.contiguous(memory_format=torch.channels_last)
     momentum = torch.zeros_like(veils)
-    iterations = [cfg.iterations] * len(names)
+    cap = cfg.cap
+    iterations = [cap] * len(names)
+    converge = cfg.until == "converged"
+    checking = converge or cfg.early_stop
     # First iteration with a non-finite gradient, per unit (``never`` if none), kept on the
-    # device: read at early-stop checkpoints and after the loop, not every iteration.
-    never = cfg.iterations
+    # device: read at checkpoints and after the loop, not every iteration.
+    never = cap
     first_bad = torch.full((len(names),), never, dtype=torch.long, device=device)
     scale = 1024.0 if cfg.precision == "fp16" else 1.0  # fp16 loss scaling; sign steps ignore it
     units = list(range(len(names)))
     layout: _Layout | None = None
     steps = 0
-    for t in range(cfg.iterations):
+    for t in range(cap):
         if not units:
             break
         if layout is None:
@@ -412,7 +569,7 @@ def _craft_chunk(
         if cfg.channels_last:
             xp = xp.contiguous(memory_format=torch.channels_last)
         embs = _embed(nets, xp, cfg.precision)
-        loss = _feature_loss(obj, embs, layout, cfg.ensemble)
+        loss = _feature_loss(obj, embs, layout, cfg.ensemble, calib.weights)
         loss = loss - obj.lambda_vis * losses.visual_loss(xa, xp)
         if obj.mu_var:
             loss = loss + obj.mu_var * losses.block_variance(xp, obj.block_size, obj.block_stride)
@@ -425,23 +582,21 @@ def _craft_chunk(
         # A unit with a bad gradient takes no step from it, so no NaN enters later iterations;
         # the whole chunk raises at the next checkpoint or after the loop.
         grad = grad.masked_fill(~finite.view(-1, 1, 1, 1), 0.0)
-        if cfg.early_stop and t > 0 and t % cfg.check_every == 0:
+        if checking and t > 0 and t % cfg.check_every == 0:
             _raise_if_nonfinite(first_bad, never, names)
             with torch.no_grad():
-                cos = torch.stack(
-                    [
-                        (e.detach() * c[layout.sel]).sum(1)
-                        for e, c in zip(embs, centroids, strict=True)
-                    ]
+                sel = layout.sel
+                cos, ok = _criteria(
+                    embs, [c[sel] for c in centroids], calib, img_rows[sel], tau[:, owner[sel]]
                 )
-                cos = cos.min(0).values
+                if not converge:  # the fixed schedule's optional early stop: one cosine
+                    ok = cos >= cfg.stop_cosine
+                ok = ok.all(0)
                 rms = (xp.detach() - xa).pow(2).flatten(1).mean(1).sqrt()
                 met, start = [], 0
                 for n in layout.lengths:
-                    met.append(
-                        (cos[start : start + n].min() >= cfg.stop_cosine)
-                        & (rms[start : start + n].mean() >= cfg.stop_rms)
-                    )
+                    far = rms[start : start + n].mean() >= cfg.stop_rms
+                    met.append(ok[start : start + n].all() & far)
                     start += n
             done = torch.stack(met).tolist()  # one device read per checkpoint
             if any(done):
@@ -461,28 +616,78 @@ def _craft_chunk(
                 veils.clamp_(0, 255)
         bar.update(1)
         steps += 1
-    bar.update(cfg.iterations - steps)  # units that stopped early leave the bar short
+    bar.update(cap - steps)  # units that stopped early leave the bar short
     _raise_if_nonfinite(first_bad, never, names)
     if cfg.clip == "veil" and cfg.quantize:
         veils = veils.round()
+    # The record describes the veil as saved (quantised), whatever the checkpoints saw.
     with torch.no_grad():
         xp = (a * x + (1 - a) * veils[owner]).clamp(0, 255)
-        cos, rms = _unit_report(nets, x, xp, centroids, cfg.precision)
+        embs = _embed(nets, xp, cfg.precision)
+        cos, ok = _criteria(embs, centroids, calib, img_rows, tau[:, owner])
+        rms = (xp - x).pow(2).flatten(1).mean(1).sqrt()
     seconds = (time.perf_counter() - t0) / len(names)
-    return [
-        Crafted(
-            veils[k].detach().cpu().contiguous(),
-            {
-                "iterations": iterations[k],
-                "stopped_early": iterations[k] < cfg.iterations,
-                "seconds": round(seconds, 3),
-                "cosine_to_centroid_min": round(float(cos[rows[k]].min()), 5),
-                "cosine_to_centroid_mean": round(float(cos[rows[k]].mean()), 5),
-                "rms": round(float(rms[rows[k]].mean()), 3),
-            },
+    out = []
+    for k in range(len(names)):
+        r = rows[k]
+        per = {
+            m.name: {
+                "cosine_min": round(float(cos[j, r].min()), 5),
+                "cosine_mean": round(float(cos[j, r].mean()), 5),
+                "threshold": round(float(tau[j, k]), 5),
+                "matched": round(float(ok[j, r].float().mean()), 5),
+            }
+            for j, m in enumerate(models)
+        }
+        unit_rms = float(rms[r].mean())
+        converged = bool(ok[:, r].all()) and unit_rms >= cfg.stop_rms
+        out.append(
+            Crafted(
+                veils[k].detach().cpu().contiguous(),
+                {
+                    "iterations": iterations[k],
+                    "stopped_early": iterations[k] < cap,
+                    "seconds": round(seconds, 3),
+                    "cosine_to_centroid_min": round(float(cos[:, r].min(0).values.min()), 5),
+                    "cosine_to_centroid_mean": round(float(cos[:, r].min(0).values.mean()), 5),
+                    "rms": round(unit_rms, 3),
+                    "convergence": {
+                        "converged": converged,
+                        "iterations": iterations[k],
+                        "cap": cap,
+                        "until": cfg.until,
+                        "rms": round(unit_rms, 3),
+                        "rms_target": cfg.stop_rms,
+                        "surrogates": per,
+                        "calibration": calib.to_dict(models),
+                    },
+                },
+            )
         )
-        for k in range(len(names))
-    ]
+    return out
+
+
+def _merge_convergence(parts: list[dict]) -> dict:
+    """One per-image veil's record: converged when every photo's perturbation converged."""
+    first = parts[0]
+    per = {
+        name: {
+            "cosine_min": min(p["surrogates"][name]["cosine_min"] for p in parts),
+            "cosine_mean": round(
+                sum(p["surrogates"][name]["cosine_mean"] for p in parts) / len(parts), 5
+            ),
+            "threshold": max(p["surrogates"][name]["threshold"] for p in parts),
+            "matched": round(sum(p["surrogates"][name]["matched"] for p in parts) / len(parts), 5),
+        }
+        for name in first["surrogates"]
+    }
+    return {
+        **first,
+        "converged": all(p["converged"] for p in parts),
+        "iterations": max(p["iterations"] for p in parts),
+        "rms": round(sum(p["rms"] for p in parts) / len(parts), 3),
+        "surrogates": per,
+    }
 
 
 def veil_path(out_dir: str | Path, identity: str) -> Path:
@@ -535,6 +740,11 @@ def craft_many(
     config = cfg.to_dict()
     results: dict[str, Veil] = {}
     hashes = {name: image_sha256(imgs) for name, imgs in identities.items()}
+    # The surrogates' scales, from every identity of this call (not per batch, so a veil does
+    # not depend on its batch-mates); a resumed veil must have been crafted with the same.
+    nets = _surrogate_nets(models, cfg)
+    calib = calibrate(identities, nets, cfg, device)
+    scales = calib.to_dict(models)
     todo = []
     for name in identities:
         if out_dir is not None and veil_path(out_dir, name).is_file():
@@ -542,14 +752,19 @@ def craft_many(
                 old = load_veil(veil_path(out_dir, name))
             except VeilFileError:
                 old = None  # a corrupt or foreign file is crafted again and replaced
-            if old is not None and (
-                old.protector,
-                old.identity,
-                old.config,
-                old.surrogates,
-                old.image_sha256,
-                old.seed,
-            ) == (protector, name, config, described, hashes[name], seed):
+            if (
+                old is not None
+                and (
+                    old.protector,
+                    old.identity,
+                    old.config,
+                    old.surrogates,
+                    old.image_sha256,
+                    old.seed,
+                )
+                == (protector, name, config, described, hashes[name], seed)
+                and (convergence_of(old) or {}).get("calibration") == scales
+            ):
                 results[name] = old
                 continue
         todo.append(name)
@@ -560,10 +775,11 @@ def craft_many(
         for imgs in [identities[name]]
     ]
     chunks = [units[i : i + cfg.batch_size] for i in range(0, len(units), cfg.batch_size)]
+    row_of = {name: i for i, name in enumerate(calib.names)}
     parts: dict[str, list[Crafted]] = {name: [] for name in todo}
     needed = {name: len(identities[name]) if per_image else 1 for name in todo}
     with tqdm(
-        total=len(chunks) * cfg.iterations,
+        total=len(chunks) * cfg.cap,
         disable=not progress_enabled(progress),
         desc=f"{protector}: {len(todo)} to craft, {len(results)} resumed",
         unit="it",
@@ -577,6 +793,9 @@ def craft_many(
                 device=device,
                 seed=seed,
                 bar=bar,
+                nets=nets,
+                calib=calib,
+                identity_rows=[row_of[u[1]] for u in chunk],
             )
             for (_, name, _), c in zip(chunk, crafted, strict=True):
                 parts[name].append(c)
@@ -587,6 +806,7 @@ def craft_many(
                     {
                         "seconds": round(sum(p.stats["seconds"] for p in got), 3),
                         "per_image": [p.stats for p in got],
+                        "convergence": _merge_convergence([p.stats["convergence"] for p in got]),
                     }
                     if per_image
                     else got[0].stats

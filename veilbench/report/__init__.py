@@ -123,6 +123,7 @@ def build_view(doc: ResultsDocument) -> dict[str, Any]:
         "warnings": [str(w) for w in doc.warnings],
         "verdict": _verdict(results),
         "msr_tables": [_msr_table(results, targets, subset) for subset in SUBSETS],
+        "convergence": _convergence(results),
         "image_metrics": _image_metrics(results),
         "reference": PAPER_REFERENCE,
         "charts": _charts(results, targets),
@@ -177,12 +178,19 @@ def _verdict(results: Results) -> list[dict]:
         return _mean(getattr(getattr(m, kind), key) for m in metrics if getattr(m, kind))
 
     recovered = quality("recovered", "ssim")
+    unconverged = sum(len(s.unconverged()) for s in results.surrogates.values())
     return [
         {
             "label": "White-box MSR, held-out",
             "value": _mean(white),
             "pairs": len(white),
-            "note": "the crafting model still recognises the protected face (higher = utility)",
+            "note": "the crafting model still recognises the protected face (higher = utility)"
+            + (
+                f"; includes {unconverged} unconverged veil{'s' if unconverged != 1 else ''}: "
+                "see Convergence"
+                if unconverged
+                else ""
+            ),
         },
         {
             "label": "Black-box MSR, held-out",
@@ -229,6 +237,8 @@ def _msr_table(results: Results, targets: list[str], subset: str) -> dict[str, A
                     "value": value,
                     "style": heat_style(value),
                     "white_box": s.white_box(t),
+                    # a white-box figure from veils that never reached their criteria
+                    "unconverged": len(s.unconverged()) if s.white_box(t) else 0,
                     "rank1": number(cell.rank1_protected) if cell else None,
                     "n": cell.n if cell else None,
                 }
@@ -238,6 +248,40 @@ def _msr_table(results: Results, targets: list[str], subset: str) -> dict[str, A
         {"target": t, "value": number(results.clean.get(t, {}).get(subset))} for t in targets
     ]
     return {"subset": subset, "caption": SUBSETS[subset], "rows": rows, "clean": clean_row}
+
+
+def _convergence(results: Results) -> list[dict[str, Any]]:
+    """Per surrogate set: every veil's convergence record, unconverged ones first."""
+    view = []
+    for key, s in results.surrogates.items():
+        if not s.convergence:
+            continue
+        rows = [
+            {
+                "identity": identity,
+                "converged": c.converged,
+                "iterations": c.iterations,
+                "cap": c.cap,
+                "until": c.until,
+                "rms": number(c.rms),
+                "fits": [
+                    {
+                        "model": m,
+                        "cosine_min": number(f.cosine_min),
+                        "threshold": number(f.threshold),
+                        "matched": number(f.matched),
+                    }
+                    for m, f in c.surrogates.items()
+                ],
+            }
+            for identity, c in sorted(
+                s.convergence.items(), key=lambda kv: (kv[1].converged is not False, kv[0])
+            )
+        ]
+        view.append(
+            {"surrogate": key, "veils": len(rows), "unconverged": s.unconverged(), "rows": rows}
+        )
+    return view
 
 
 def _image_metrics(results: Results) -> dict[str, list[dict[str, Any]]]:
