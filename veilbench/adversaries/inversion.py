@@ -159,8 +159,9 @@ class Inversion(AlgebraicAdversary):
             loss.backward()
             opt.step()
             if step % 100 == 0 or step == cfg.steps - 1:
+                error = loss.detach().item()
                 public.say(
-                    f"inversion: step {step + 1}/{cfg.steps}, L1 {loss.detach().item():.1f} grey levels "
+                    f"inversion: step {step + 1}/{cfg.steps}, L1 {error:.1f} grey levels "
                     f"({time.perf_counter() - t0:.0f}s)"
                 )
 
