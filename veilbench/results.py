@@ -23,8 +23,9 @@ Schema (``schema_version`` 2), top-level keys:
 
 Every comparable number is a :class:`Metric` with a declared direction (see :data:`METRICS`):
 white-box MSR and recovery quality should go up; black-box MSR, protected SSIM, impersonation and
-time should go down; LPIPS of protected photos should go up. Numbers are JSON numbers, never
-strings; NaN is written as ``null``.
+time should go down; LPIPS of protected photos should go up. An adversary's reconstructions
+re-identified (``reid``) or resembling the originals are a privacy loss: they should go down.
+Numbers are JSON numbers, never strings; NaN is written as ``null``.
 """
 
 from __future__ import annotations

@@ -40,9 +40,9 @@ class InversionConfig:
     #: Public photos each crafted veil is crafted on.
     photos_per_veil: int = 3
     #: Channels of the first layer (the network is a two-scale U-Net).
-    width: int = 24
-    steps: int = 400
-    batch_size: int = 12
+    width: int = 16
+    steps: int = 300
+    batch_size: int = 8
     lr: float = 2e-3
     #: Protected photos averaged for the network's "mean" input, drawn in [2, max_k].
     max_k: int = 10
