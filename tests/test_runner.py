@@ -55,6 +55,12 @@ def test_run_writes_results_and_report_and_resumes(tiny_plugins, tmp_path):
         assert set(s.msr) == {"tiny_random_a", "tiny_random_b"}
         for subset in ("craft", "held_out"):
             assert 0.0 <= s.msr["tiny_random_a"][subset].msr <= 1.0
+    # Privacy under attack: the default adversaries at every k the photos allow.
+    attacked = surrogates["tiny_random_a"].adversaries
+    assert {a.adversary for a in attacked} == {"known_pair", "difference", "average"}
+    assert all(set(a.reid) == {"tiny_random_a", "tiny_random_b"} for a in attacked)
+    known = [a for a in attacked if a.adversary == "known_pair"]
+    assert known and min(a.quality.ssim for a in known) > 0.95  # exact algebra
     curve = surrogates["tiny_random_a"].robustness["gaussian"]
     assert len(curve.protected["tiny_random_b"]) == len(curve.strengths)
     assert (out / "report.html").read_text().count("msr-held_out") >= 1

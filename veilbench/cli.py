@@ -120,6 +120,17 @@ def plugins_command(as_json: bool) -> None:
 )
 @click.option("--attacks", default=None, help="Attacks for robustness sweeps (same selection).")
 @click.option(
+    "--adversaries",
+    default=None,
+    help="Adversaries that try to undo the protection [known_pair,difference,average]; "
+    "'' for none; `veilbench list adversaries`.",
+)
+@click.option(
+    "--adversary-k",
+    default=None,
+    help="Protected photos per person each adversary is given, a comma list [2,5,10].",
+)
+@click.option(
     "--dataset", default=None, help="Dataset name or path (LFW folder/.tgz, image folder)."
 )
 @click.option("--out", default=None, type=click.Path(), help="Output folder [reports/latest].")

@@ -20,6 +20,9 @@ A config file mirrors the flags::
     [attacks.sweeps]    # strengths per attack (defaults: `veilbench list attacks`)
     gaussian = [0, 30, 60, 120, 150]
 
+``adversaries = "known_pair,difference,average"`` and ``adversary_k = "2,5,10"`` in ``[run]``
+choose the attackers that try to undo the protection and how many photos each is given.
+
 The effective config (every value, defaults included) goes into the results file.
 """
 
@@ -44,6 +47,10 @@ class RunConfig:
     surrogates: str | None = None  # one ensemble veil against these models (comma list)
     craft_with: str | None = None  # models that craft their own veils (default: all of --models)
     attacks: str | None = None
+    # Adversaries that try to undo the protection ("privacy under attack"; "" = none) and the
+    # numbers of protected photos per person each is given.
+    adversaries: str = "known_pair,difference,average"
+    adversary_k: str = "2,5,10"
     dataset: str | None = None
     out: str = "reports/latest"
     device: str = "auto"
@@ -66,6 +73,19 @@ class RunConfig:
     profile: str = "auto"
     # Settings given in a config file or on the command line (a profile never overrides them).
     explicit: frozenset[str] = field(default_factory=frozenset, repr=False, compare=False)
+
+    def adversary_ks(self) -> list[int]:
+        """``adversary_k`` as sorted distinct positive integers (a ConfigError otherwise)."""
+        try:
+            ks = sorted({int(k) for k in self.adversary_k.split(",") if k.strip()})
+        except ValueError:
+            ks = []
+        if not ks or ks[0] < 1:
+            raise ConfigError(
+                f'adversary_k must be a comma list of positive integers, e.g. "2,5,10"; '
+                f"got {self.adversary_k!r}"
+            )
+        return ks
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -226,6 +246,7 @@ def build_config(file_values: dict[str, Any], flags: dict[str, Any]) -> RunConfi
         {"protocol." + k.split(".", 1)[1] if k.startswith("protocol.") else k for k in merged}
         | {f"protector.{k}" for k in merged.get("protector_params", {})}
     )
+    config.adversary_ks()  # a bad list fails here, before any work
     if config.robustness_on not in ("held_out", "craft"):
         raise ConfigError("robustness_on must be 'held_out' or 'craft'")
     if config.device not in ("auto", "cpu", "cuda") and not config.device.startswith("cuda:"):

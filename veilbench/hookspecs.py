@@ -130,6 +130,40 @@ def register_attacks(register: Register) -> None:
 
 
 @hookspec
+def register_adversaries(register: Register) -> None:
+    """Register adversaries: attackers that try to undo a protection (privacy under attack).
+
+    :param register: ``register(name, factory, **metadata)``.
+
+    ``factory()`` returns an object following :class:`veilbench.adversaries.Adversary`: a
+    ``threat`` (:class:`~veilbench.adversaries.ThreatModel`: what it is given besides ``k``
+    protected photos of one person: a known (original, protected) pair, other people's photos,
+    the public algorithm), ``fit(public)`` called once per surrogate set with the
+    :class:`~veilbench.adversaries.PublicKnowledge`, and ``reconstruct(protected, known)``
+    mapping ``k x 3 x S x S`` protected photos to ``k`` reconstructions of their originals.
+    ``veilbench run --adversaries`` selects them; each is scored for every ``k`` in
+    ``--adversary-k``. Metadata: ``threat`` (the same ThreatModel, shown by ``veilbench list
+    adversaries``), ``description``.
+
+    Example::
+
+        class Negative:
+            threat = ThreatModel()  # only the k protected photos
+
+            def fit(self, public):
+                pass
+
+            def reconstruct(self, protected, known=None):
+                return 255 - protected
+
+
+        @hookimpl
+        def register_adversaries(register):
+            register("negative", Negative, threat=Negative.threat, description="inverts colours")
+    """
+
+
+@hookspec
 def register_datasets(register: Register) -> None:
     """Register datasets.
 
@@ -177,6 +211,7 @@ HOOK_NAMES: tuple[str, ...] = (
     "register_models",
     "register_protectors",
     "register_attacks",
+    "register_adversaries",
     "register_datasets",
     "register_commands",
 )

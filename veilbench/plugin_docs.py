@@ -31,6 +31,7 @@ CONTRACTS: list[tuple[str, list[str]]] = [
             "veilbench.hookspecs:register_models",
             "veilbench.hookspecs:register_protectors",
             "veilbench.hookspecs:register_attacks",
+            "veilbench.hookspecs:register_adversaries",
             "veilbench.hookspecs:register_datasets",
             "veilbench.hookspecs:register_commands",
         ],
@@ -66,6 +67,15 @@ CONTRACTS: list[tuple[str, list[str]]] = [
         ],
     ),
     ("Attacks", ["veilbench.attacks"]),
+    (
+        "Adversaries",
+        [
+            "veilbench.adversaries",
+            "veilbench.adversaries.contract:ThreatModel",
+            "veilbench.adversaries.contract:PublicKnowledge",
+            "veilbench.adversaries.contract:Adversary",
+        ],
+    ),
     ("Lazy imports", ["veilbench.lazy:factory", "veilbench.lazy:LazyCommand"]),
     ("Testing a plugin", ["veilbench.testing", "veilbench.testing:run_in_process"]),
 ]

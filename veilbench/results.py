@@ -23,8 +23,9 @@ Schema (``schema_version`` 2), top-level keys:
 
 Every comparable number is a :class:`Metric` with a declared direction (see :data:`METRICS`):
 white-box MSR and recovery quality should go up; black-box MSR, protected SSIM, impersonation and
-time should go down; LPIPS of protected photos should go up. Numbers are JSON numbers, never
-strings; NaN is written as ``null``.
+time should go down; LPIPS of protected photos should go up. An adversary's reconstructions
+re-identified (``reid``) or resembling the originals are a privacy loss: they should go down.
+Numbers are JSON numbers, never strings; NaN is written as ``null``.
 """
 
 from __future__ import annotations
@@ -124,6 +125,34 @@ class ConvergenceRecord:
 
 
 @dataclass
+class ReidCell:
+    """One target model's answers for reconstructed photos (1:N against the clean gallery)."""
+
+    rank1: float | None  # share answered with the right person: re-identified
+    msr: float | None  # share answered like the clean original photo
+    n: int
+
+
+@dataclass
+class AdversaryResult:
+    """One adversary given ``k`` protected photos per person: how much of the faces it undoes.
+
+    Every number here is a privacy LOSS when high (except LPIPS): the reconstructions are
+    re-identified by the targets and resemble the originals. ``baseline`` is the do-nothing
+    attacker (the protected photos themselves, the same ``k`` per person).
+    """
+
+    adversary: str
+    k: int
+    threat: str  # what the adversary is given, in words
+    reid: dict[str, ReidCell]  # target -> reconstructions matched against the clean gallery
+    quality: ImageQuality  # reconstruction vs original
+    baseline: dict[str, ReidCell] = field(default_factory=dict)  # target -> protected photos
+    identities: int = 0  # people attacked (those with at least k photos, k + 1 for a pair)
+    seconds: float | None = None
+
+
+@dataclass
 class SurrogateResults:
     """Everything measured for the veils of one surrogate set (one model, or an ensemble)."""
 
@@ -140,6 +169,21 @@ class SurrogateResults:
     #: identity -> its veil's convergence record (empty: not recorded, e.g. an older file or a
     #: protector with no veil to converge)
     convergence: dict[str, ConvergenceRecord] = field(default_factory=dict)
+    #: Privacy under attack: every adversary at every k (see :class:`AdversaryResult`).
+    adversaries: list[AdversaryResult] = field(default_factory=list)
+    #: identity -> label -> thumbnail: the original, a protected photo (a different photo
+    #: unless secret_samples) and each adversary's reconstruction of the original.
+    adversary_samples: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def best_adversary(self) -> AdversaryResult | None:
+        """The adversary (and k) whose reconstructions black-box targets re-identify most."""
+        scored = [
+            (rate, a)
+            for a in self.adversaries
+            if (rate := _mean(c.rank1 for t, c in a.reid.items() if not self.white_box(t)))
+            is not None
+        ]
+        return max(scored, key=lambda pair: pair[0])[1] if scored else None
 
     def white_box(self, target: str) -> bool:
         """A target that crafted these veils (the service's model) rather than an attacker's."""
@@ -159,6 +203,10 @@ class PrivacyRates:
     attacker_msr: float | None
     attacker_rank1: float | None
     attacker_models: list[str]
+    #: The best adversary's reconstructions: black-box rank-1 (re-identified by an attacker's
+    #: model), and which adversary at which k that was. None: no adversary ran.
+    reconstruction_rank1: float | None = None
+    best_adversary: str | None = None
 
 
 @dataclass
@@ -186,6 +234,7 @@ class Results:
         """
         summary: dict[str, dict[str, PrivacyRates]] = {}
         for key, s in self.surrogates.items():
+            best = s.best_adversary()
             for subset in SUBSETS:
                 white = [c[subset] for t, c in s.msr.items() if s.white_box(t) and subset in c]
                 black = [c[subset] for t, c in s.msr.items() if not s.white_box(t) and subset in c]
@@ -195,6 +244,10 @@ class Results:
                     attacker_msr=_mean(c.msr for c in black),
                     attacker_rank1=_mean(c.rank1_protected for c in black),
                     attacker_models=sorted(t for t in s.msr if not s.white_box(t)),
+                    reconstruction_rank1=None
+                    if best is None
+                    else _mean(c.rank1 for t, c in best.reid.items() if not s.white_box(t)),
+                    best_adversary=None if best is None else f"{best.adversary} k={best.k}",
                 )
         return summary
 
@@ -278,6 +331,16 @@ class ResultsDocument:
                         f"unconverged/{key}", METRICS["unconverged"], float(len(s.unconverged()))
                     )
                 )
+            for a in s.adversaries:
+                for target, cell in a.reid.items():
+                    side = "white" if s.white_box(target) else "black"
+                    mid = f"{key}/{a.adversary}@k{a.k}->{target}"
+                    out.append(MetricValue(f"reid/{mid}", METRICS[f"reid_{side}"], cell.rank1))
+                    out.append(MetricValue(f"reid_msr/{mid}", METRICS["reid_msr"], cell.msr))
+                for name in ("ssim", "lpips", "psnr"):
+                    mid = f"{name}/{key}/{a.adversary}@k{a.k}/reconstructed"
+                    value = getattr(a.quality, name)
+                    out.append(MetricValue(mid, METRICS[f"{name}_reconstructed"], value))
             if s.craft_timing is not None:
                 out.append(
                     MetricValue(f"time/{key}/per_veil", METRICS["time"], s.craft_timing.per_veil)
@@ -323,6 +386,13 @@ METRICS: dict[str, Metric] = {
     "lpips_recovered": Metric("recovery_lpips", "lower", "LPIPS recovered vs original"),
     "psnr_recovered": Metric("recovery_psnr", "higher", "PSNR recovered vs original"),
     "impersonation": Metric("impersonation", "lower", "a veil on others' photos answers its owner"),
+    # An adversary's reconstructions: re-identified or resembling the original = privacy lost.
+    "reid_black": Metric("reid", "lower", "attacker's model re-identifies reconstructed photos"),
+    "reid_white": Metric("reid", "lower", "crafting model re-identifies reconstructed photos"),
+    "reid_msr": Metric("reid", "lower", "reconstructed photos answered like their originals"),
+    "ssim_reconstructed": Metric("ssim", "lower", "SSIM reconstruction vs original: face back"),
+    "lpips_reconstructed": Metric("lpips", "higher", "LPIPS reconstruction vs original"),
+    "psnr_reconstructed": Metric("psnr", "lower", "PSNR reconstruction vs original"),
     "time": Metric("time", "lower", "seconds to craft one veil", relative=True),
     "unconverged": Metric(
         "convergence", "lower", "veils that missed their white-box criteria within the cap"
@@ -342,6 +412,7 @@ DEFAULT_TOLERANCE: dict[str, float] = {
     "recovery_lpips": 0.02,
     "recovery_psnr": 0.5,
     "impersonation": 0.02,
+    "reid": 0.02,
     "time": 3.0,
     "convergence": 0.0,
 }

@@ -6,10 +6,10 @@ tested with every surrogate's veils: black-box off the diagonal). ``--surrogates
 ensemble veil crafted against several models at once.
 
 This module only orchestrates: each stage lives in its own module (``data``, ``models``,
-``protectors``, ``evaluation``) and the document it fills is the typed contract of
-:mod:`veilbench.results`. Interrupted runs resume: veils are written per identity as they are
-done, prepared crops and gallery embeddings are cached, and the results file is written
-atomically at the end.
+``protectors``, ``adversaries``, ``evaluation``) and the document it fills is the typed
+contract of :mod:`veilbench.results`. Interrupted runs resume: veils are written per identity
+as they are done, prepared crops and gallery embeddings are cached, and the results file is
+written atomically at the end.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from veilbench.data.faces import prepare_data
 from veilbench.data.resolve import resolve_dataset
 from veilbench.device import pick_device
 from veilbench.errors import ConfigError
+from veilbench.evaluation.adversaries import evaluate_adversaries, public_knowledge
 from veilbench.evaluation.protected import (
     clean_rank1,
     evaluate_clean,
@@ -78,6 +79,11 @@ def run(
     protector_entry = plugins.registries["protectors"].get(config.protector)
     protector = protector_entry.create(**config.protector_params)
     attack_entries = plugins.registries["attacks"].select(config.attacks) if config.attacks else []
+    adversary_entries = (
+        plugins.registries["adversaries"].select(config.adversaries)
+        if config.adversaries.strip()
+        else []
+    )
 
     doc = ResultsDocument.new(_recorded_config(config, profile), plugins.plugin_versions())
     doc.config["device_resolved"] = str(device)
@@ -169,6 +175,23 @@ def run(
                 veils=len(data.probes),
             ),
         )
+        if adversary_entries:
+            # The attacker's own models: those that did not craft these veils (black-box).
+            attacker = [m for n, m in models.items() if n not in members] or [models[members[0]]]
+            public = public_knowledge(
+                data, protector, attacker, device=device, seed=config.seed, log=log
+            )
+            record = doc.results.surrogates[key]
+            record.adversaries, record.adversary_samples = evaluate_adversaries(
+                targets,
+                data,
+                protected,
+                adversary_entries,
+                public,
+                ks=config.adversary_ks(),
+                samples=config.samples,
+                sample_secrets=config.secret_samples,
+            )
         doc.results.surrogates[key].evaluate_s = time.perf_counter() - t0
         convergence = evaluate_convergence(protected)
         doc.results.surrogates[key].convergence = convergence

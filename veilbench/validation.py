@@ -23,8 +23,8 @@ def validate_run(
     """Raise :class:`ConfigError` (one line, with "did you mean") for anything ``run`` rejects.
 
     Checks every name in ``--protector``, ``--models``, ``--craft-with``, ``--surrogates``,
-    ``--attacks``, ``--dataset``, ``--checkpoint`` and ``[attacks.sweeps]``, and every
-    ``--param`` key and value against the protector's config.
+    ``--attacks``, ``--adversaries``, ``--dataset``, ``--checkpoint`` and ``[attacks.sweeps]``,
+    and every ``--param`` key and value against the protector's config.
     """
     reg = plugins.registries
     try:
@@ -34,6 +34,8 @@ def validate_run(
             reg["models"].select(config.craft_with)
         if config.attacks:
             reg["attacks"].select(config.attacks)
+        if config.adversaries.strip():
+            reg["adversaries"].select(config.adversaries)
         for name in config.attack_sweeps:
             reg["attacks"].get(name)
         for name in checkpoints or {}:

@@ -55,14 +55,7 @@ def shareable_samples(
     out = {}
     for p in probes:
         mine = protected[p.identity]
-        if secrets:
-            shown = mine.craft[0]
-        elif len(mine.held_out) > 0:
-            shown = mine.held_out[0]
-        elif len(mine.craft) > 1:  # no held-out photo: another crafting photo
-            shown = mine.craft[1]
-        else:
-            shown = None
+        shown = shown_protected(mine, secrets)
         images = {
             "original": thumbnail(p.craft.tensor()[0]),
             "protected": thumbnail(shown) if shown is not None else None,
@@ -75,6 +68,16 @@ def shareable_samples(
         }
         out[p.identity] = {k: v for k, v in images.items() if v is not None}
     return out
+
+
+def shown_protected(mine: ProtectedFaces, secrets: bool) -> torch.Tensor | None:
+    """The protected photo a sample shows beside the first crafting photo: that same photo only
+    with ``secrets``, else the first held-out one (another crafting photo when there is none)."""
+    if secrets:
+        return mine.craft[0]
+    if len(mine.held_out) > 0:
+        return mine.held_out[0]
+    return mine.craft[1] if len(mine.craft) > 1 else None
 
 
 def veil_image(veil: Any) -> torch.Tensor | None:

@@ -41,6 +41,7 @@ from veilbench.models.base import FaceModel
 from veilbench.progress import progress_enabled
 from veilbench.protectors import losses
 from veilbench.protectors.contract import make_config
+from veilbench.protectors.shift import random_shifts, roll_each
 from veilbench.veilfile import (
     SUFFIX,
     Veil,
@@ -554,6 +555,8 @@ def _craft_chunk(
     first_bad = torch.full((len(names),), never, dtype=torch.long, device=device)
     scale = 1024.0 if cfg.precision == "fp16" else 1.0  # fp16 loss scaling; sign steps ignore it
     units = list(range(len(names)))
+    shift = int(getattr(cfg, "shift", 0))
+    shifts_gen = torch.Generator().manual_seed(seed)
     layout: _Layout | None = None
     steps = 0
     for t in range(cap):
@@ -563,7 +566,10 @@ def _craft_chunk(
             layout = _layout(obj, units, offsets, counts, x, owner, sets, clean)
         v = veils.clone().requires_grad_(True)
         xa = layout.xa
-        xp = a * xa + (1 - a) * v[layout.owner]
+        v_each = v[layout.owner]
+        if shift:  # expectation over keyed shifts: a fresh shift per photo per iteration
+            v_each = roll_each(v_each, random_shifts(len(v_each), shift, shifts_gen))
+        xp = a * xa + (1 - a) * v_each
         if cfg.clip == "blend":
             xp = xp.clamp(0, 255)
         if cfg.channels_last:

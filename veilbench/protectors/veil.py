@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
+
 from veilbench.protectors.engine import CraftConfig, EngineProtector, Objective
+from veilbench.protectors.shift import keyed_shifts, recover_by_search, roll_each
+from veilbench.veilfile import Veil
 
 
 @dataclass
@@ -24,6 +28,10 @@ class VeilConfig(CraftConfig):
     #: Block-variance window and stride (stride 1: overlapping, the paper's sliding convolution).
     block_size: int = 3
     block_stride: int = 1
+    #: Mitigation against averaging adversaries (0 = off, the paper's veil): each photo gets
+    #: the veil circularly shifted by up to this many pixels, keyed by the veil's secret seed
+    #: and the photo; crafted in expectation over shifts (see veilbench.protectors.shift).
+    shift: int = 0
 
     def objective(self) -> Objective:
         return Objective(
@@ -42,3 +50,19 @@ class VeilProtector(EngineProtector):
     name = "veil"
     per_image = False
     config_class = VeilConfig
+
+    def apply(self, veil: Veil, images: torch.Tensor) -> torch.Tensor:
+        shift = int(veil.config.get("shift", 0))
+        if not shift:
+            return super().apply(veil, images)
+        v = veil.veil.to(images.device, images.dtype).expand(len(images), -1, -1, -1)
+        rolled = roll_each(v, keyed_shifts(images, shift, veil.seed))
+        return (veil.alpha * images + (1 - veil.alpha) * rolled).clamp(0, 255)
+
+    def recover(
+        self, veil: Veil, protected: torch.Tensor, gaussian_sigma: float = 0.0
+    ) -> torch.Tensor:
+        shift = int(veil.config.get("shift", 0))
+        if not shift:
+            return super().recover(veil, protected, gaussian_sigma)
+        return recover_by_search(veil.veil.cpu(), protected.cpu(), veil.alpha, shift)

@@ -129,6 +129,7 @@ def build_view(doc: ResultsDocument) -> dict[str, Any]:
         "charts": _charts(results, targets),
         "robustness_on": config.get("robustness_on"),
         "impersonation": _impersonation(results, targets),
+        "adversaries": _adversaries(results, targets),
         "samples": _samples(results),
         "samples_contain_secrets": results.samples_contain_secrets,
         "cost": _cost(results, doc.timings),
@@ -200,6 +201,7 @@ def _verdict(results: Results) -> list[dict]:
             if black
             else "needs at least two models",
         },
+        _under_attack(results),
         {
             "label": "Protected SSIM",
             "value": quality("protected", "ssim"),
@@ -221,6 +223,23 @@ def _verdict(results: Results) -> list[dict]:
             else NO_RECOVERY,
         },
     ]
+
+
+def _under_attack(results: Results) -> dict:
+    """The headline beside black-box MSR: the best adversary's reconstructions re-identified."""
+    best = [rates["held_out"] for rates in results.privacy().values()]
+    best = [r for r in best if r.reconstruction_rank1 is not None]
+    which = sorted({str(r.best_adversary) for r in best})
+    return {
+        "label": "Re-identified after attack",
+        "value": _mean(r.reconstruction_rank1 for r in best),
+        "pairs": len(best),
+        "note": f"best adversary ({', '.join(which)}): an attacker's model re-identifies its "
+        "reconstructions (higher = privacy lost)"
+        if best
+        else "no adversary ran (--adversaries) or no attacker's model",
+        "alarm": True,
+    }
 
 
 def _msr_table(results: Results, targets: list[str], subset: str) -> dict[str, Any]:
@@ -364,6 +383,49 @@ def _charts(results: Results, targets: list[str]) -> list[dict[str, Any]]:
                 }
             )
     return charts
+
+
+def _adversaries(results: Results, targets: list[str]) -> dict[str, Any]:
+    """Per surrogate set, one row per adversary and k; and the reconstruction image grid."""
+    rows = []
+    for key, s in results.surrogates.items():
+        for a in s.adversaries:
+            black = [c.rank1 for t, c in a.baseline.items() if not s.white_box(t)]
+            rows.append(
+                {
+                    "surrogate": key,
+                    "adversary": a.adversary,
+                    "k": a.k,
+                    "threat": a.threat,
+                    "identities": a.identities,
+                    "cells": [
+                        {
+                            "target": t,
+                            "rank1": number(a.reid[t].rank1) if t in a.reid else None,
+                            "msr": number(a.reid[t].msr) if t in a.reid else None,
+                            "white_box": s.white_box(t),
+                            "style": heat_style(a.reid[t].rank1 if t in a.reid else None),
+                        }
+                        for t in targets
+                    ],
+                    "baseline_black": _mean(black),
+                    "ssim": number(a.quality.ssim),
+                    "lpips": number(a.quality.lpips),
+                    "psnr": number(a.quality.psnr),
+                }
+            )
+    grid = [
+        {
+            "surrogate": key,
+            "identity": str(identity),
+            "images": [
+                {"label": str(label), "uri": _safe_uri(uri)} for label, uri in images.items()
+            ],
+        }
+        for key, s in results.surrogates.items()
+        for identity, images in s.adversary_samples.items()
+    ]
+    return {"targets": targets, "rows": rows, "grid": grid}
 
 
 def _impersonation(results: Results, targets: list[str]) -> dict[str, Any]:

@@ -1,0 +1,38 @@
+"""Built-in adversaries (implemented in :mod:`veilbench.adversaries`)."""
+
+from __future__ import annotations
+
+from veilbench import hookimpl
+from veilbench.adversaries.contract import ThreatModel
+from veilbench.lazy import factory
+
+#: name -> (factory target, threat model, description).
+BUILTIN_ADVERSARIES: dict[str, tuple[str, ThreatModel, str]] = {
+    "known_pair": (
+        "veilbench.adversaries.algebraic:KnownPair",
+        ThreatModel(known_pair=True),
+        "one leaked (original, protected) pair gives the veil exactly",
+    ),
+    "difference": (
+        "veilbench.adversaries.algebraic:Difference",
+        ThreatModel(),
+        "each photo minus the mean of the person's other protected photos (the veil cancels)",
+    ),
+    "average": (
+        "veilbench.adversaries.algebraic:Average",
+        ThreatModel(public_photos=True),
+        "veil = mean protected photo minus alpha * other people's mean face",
+    ),
+    "inversion": (
+        "veilbench.adversaries.inversion:Inversion",
+        ThreatModel(public_photos=True, public_algorithm=True),
+        "small image-to-image network trained on other people's photos under veils the "
+        "attacker crafts himself (cached checkpoint)",
+    ),
+}
+
+
+@hookimpl
+def register_adversaries(register):
+    for name, (target, threat, description) in BUILTIN_ADVERSARIES.items():
+        register(name, factory(target), threat=threat, description=description)
