@@ -23,8 +23,10 @@ Schema (``schema_version`` 2), top-level keys:
 
 Every comparable number is a :class:`Metric` with a declared direction (see :data:`METRICS`):
 white-box MSR and recovery quality should go up; black-box MSR, protected SSIM, impersonation and
-time should go down; LPIPS of protected photos should go up. Numbers are JSON numbers, never
-strings; NaN is written as ``null``.
+time should go down; LPIPS of protected photos should go up. The perception proxies
+(:class:`Perception`): a face detector's rate on protected photos and an attacker's rank-1
+after simple processing should go down (higher is a privacy loss); landmark error should go
+up. Numbers are JSON numbers, never strings; NaN is written as ``null``.
 """
 
 from __future__ import annotations
@@ -98,6 +100,37 @@ class CraftTiming:
 
 
 @dataclass
+class FaceVisibility:
+    """Is there still a face for a face detector (YuNet) in the protected photos?"""
+
+    detected: float | None  # share of protected photos in which a face is found
+    detected_clean: float | None  # the same on their originals (the detector's own rate)
+    #: Mean distance of the 5 landmarks found on a protected photo from those found on its
+    #: original, over the original's inter-ocular distance (photos detected in both).
+    landmark_error: float | None
+    n: int
+    score_threshold: float = 0.7
+
+
+@dataclass
+class ProcessedRank1:
+    """Rank-1 of each target on photos after one simple processing (e.g. equalisation)."""
+
+    protected: dict[str, float | None]  # target -> rank-1 of the processed protected photos
+    clean: dict[str, float | None]  # target -> rank-1 of the processed originals (baseline)
+    n: int
+
+
+@dataclass
+class Perception:
+    """Is the face hidden from people? Proxies beside SSIM/LPIPS, which can pass while a face
+    is still visible: a face detector, and FR models after processing a person would try."""
+
+    face: FaceVisibility | None = None
+    processed: dict[str, ProcessedRank1] = field(default_factory=dict)  # processing -> rank-1
+
+
+@dataclass
 class SurrogateResults:
     """Everything measured for the veils of one surrogate set (one model, or an ensemble)."""
 
@@ -111,6 +144,7 @@ class SurrogateResults:
     samples: dict[str, dict[str, str]] = field(default_factory=dict)
     craft_timing: CraftTiming | None = None
     evaluate_s: float | None = None
+    perception: Perception | None = None
 
     def white_box(self, target: str) -> bool:
         """A target that crafted these veils (the service's model) rather than an attacker's."""
@@ -239,11 +273,31 @@ class ResultsDocument:
             for target, rate in s.impersonation.items():
                 mid = f"impersonation/{key}->{target}"
                 out.append(MetricValue(mid, METRICS["impersonation"], rate))
+            out += _perception_metrics(key, s)
             if s.craft_timing is not None:
                 out.append(
                     MetricValue(f"time/{key}/per_veil", METRICS["time"], s.craft_timing.per_veil)
                 )
         return [m for m in out if m.value is not None]  # null = NaN: not comparable
+
+
+def _perception_metrics(key: str, s: SurrogateResults) -> list[MetricValue]:
+    """Face-detector rate and black-box rank-1 after processing: higher is a privacy loss."""
+    if s.perception is None:
+        return []
+    out = []
+    face = s.perception.face
+    if face is not None:
+        out.append(MetricValue(f"face_detected/{key}", METRICS["face_detected"], face.detected))
+        out.append(
+            MetricValue(f"landmark_error/{key}", METRICS["landmark_error"], face.landmark_error)
+        )
+    for processing, cell in s.perception.processed.items():
+        for target, value in cell.protected.items():
+            if not s.white_box(target):
+                mid = f"processed/{key}/{processing}->{target}"
+                out.append(MetricValue(mid, METRICS["rank1_processed_black"], value))
+    return out
 
 
 # Metric directions --------------------------------------------------------------------------
@@ -285,6 +339,15 @@ METRICS: dict[str, Metric] = {
     "psnr_recovered": Metric("recovery_psnr", "higher", "PSNR recovered vs original"),
     "impersonation": Metric("impersonation", "lower", "a veil on others' photos answers its owner"),
     "time": Metric("time", "lower", "seconds to craft one veil", relative=True),
+    "face_detected": Metric(
+        "face_detected", "lower", "a face detector still finds a face in protected photos"
+    ),
+    "landmark_error": Metric(
+        "landmark_error", "higher", "landmarks on protected photos far from the original's"
+    ),
+    "rank1_processed_black": Metric(
+        "rank1", "lower", "black-box rank-1 of protected photos after simple processing"
+    ),
 }
 
 #: How much worse each family may get before ``compare`` calls it a regression. Time is
@@ -301,6 +364,8 @@ DEFAULT_TOLERANCE: dict[str, float] = {
     "recovery_psnr": 0.5,
     "impersonation": 0.02,
     "time": 3.0,
+    "face_detected": 0.05,
+    "landmark_error": 0.05,
 }
 
 
