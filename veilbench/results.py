@@ -150,6 +150,14 @@ class SurrogateResults:
         """A target that crafted these veils (the service's model) rather than an attacker's."""
         return target in self.surrogates
 
+    def attacker_mean(self, values: dict[str, float | None]) -> float | None:
+        """The mean of per-target ``values`` over the black-box (attacker's) targets."""
+        return _mean(v for t, v in values.items() if not self.white_box(t))
+
+    def service_mean(self, values: dict[str, float | None]) -> float | None:
+        """The mean of per-target ``values`` over the white-box (service's) targets."""
+        return _mean(v for t, v in values.items() if self.white_box(t))
+
 
 @dataclass
 class PrivacyRates:

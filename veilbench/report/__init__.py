@@ -355,13 +355,10 @@ def _perception(results: Results) -> dict[str, Any]:
         cells = {}
         for name, cell in p.processed.items():
             processings += [name] if name not in processings else []
-            black = [t for t in cell.protected if not s.white_box(t)]
-            white = [t for t in cell.protected if s.white_box(t)]
             cells[name] = {
-                "black": _mean(cell.protected[t] for t in black),
-                "black_clean": _mean(cell.clean.get(t) for t in black),
-                "white": _mean(cell.protected[t] for t in white),
-                "attackers": ", ".join(black) or "none",
+                "black": s.attacker_mean(cell.protected),
+                "black_clean": s.attacker_mean(cell.clean),
+                "white": s.service_mean(cell.protected),
                 "n": cell.n,
             }
         face = p.face
