@@ -3,7 +3,17 @@ from __future__ import annotations
 import pytest
 import torch
 
-from veilbench.attacks import blur, gaussian, jpeg, median, resize, salt_pepper
+from veilbench.attacks import (
+    blur,
+    contrast_stretch,
+    equalize,
+    gaussian,
+    invert,
+    jpeg,
+    median,
+    resize,
+    salt_pepper,
+)
 
 
 @pytest.fixture
@@ -18,6 +28,23 @@ def images():
 def test_identity_strengths(images):
     for attack in (gaussian(0), salt_pepper(0), median(1), blur(0), resize(1.0), jpeg(100)):
         assert torch.equal(attack(images), images)
+    for attack in (contrast_stretch(0), equalize(0), invert(0)):
+        assert torch.equal(attack(images), images)
+
+
+def test_person_processing_stretches_equalises_and_inverts(images):
+    dull = 100 + images.round() * 0.2  # a low-contrast photo: values in 100-151
+    stretched = contrast_stretch(1.0)(dull)
+    for c in range(3):
+        q = torch.quantile(stretched[0, c].flatten(), torch.tensor([0.01, 0.99]))
+        assert q[0] < 3 and q[1] > 252  # the channel's 1st / 99th percentiles go to 0 / 255
+    flat = equalize(1.0)(dull)
+    for c in range(3):  # equalised: every quarter of the range holds about a quarter
+        counts = torch.histc(flat[0, c], bins=4, min=0, max=255)
+        assert counts.min() > 0.15 * counts.sum()
+    assert torch.equal(invert(1.0)(images), 255 - images)
+    assert torch.allclose(invert(1.0)(invert(1.0)(images)), images)
+    assert torch.allclose(invert(0.5)(images), torch.full_like(images, 127.5))
 
 
 def test_gaussian_noise_has_the_asked_sigma(images):

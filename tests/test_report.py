@@ -491,3 +491,26 @@ def test_a_protector_that_cannot_be_undone_shows_no_recovery() -> None:
     assert html.count("no recovery (protector cannot be undone)") == 1 + len(
         doc.results.surrogates
     )  # the headline and one row per surrogate
+
+
+def test_perception_section_shows_attacker_and_service_means() -> None:
+    from veilbench.results import FaceVisibility, Perception, ProcessedRank1
+
+    doc = make_doc()
+    s = doc.results.surrogates["sface"]
+    s.perception = Perception(
+        face=FaceVisibility(detected=0.25, detected_clean=1.0, landmark_error=0.4, n=12),
+        processed={
+            "invert": ProcessedRank1(
+                protected={"sface": 0.9, "facenet": 0.5, "dlib_resnet": 0.1},
+                clean={"sface": 1.0, "facenet": 0.8, "dlib_resnet": 0.6},
+                n=12,
+            )
+        },
+    )
+    html = render_html(ResultsDocument.from_dict(json.loads(json.dumps(doc.to_dict()))))
+    row = re.search(r'<tr data-surrogate="sface">(.*?)</tr>', html, re.S).group(1)
+    assert 'data-value="0.25"' in row and "(1.000)" in row
+    assert 'data-processing="invert" data-value="0.3"' in row  # facenet and dlib: attackers
+    assert "(0.700)" in row and "0.900" in row  # their processed originals; the service's rank-1
+    assert '<tr data-surrogate="facenet">' not in html  # not measured: no row

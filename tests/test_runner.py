@@ -134,6 +134,21 @@ def test_none_protector_is_a_perfect_clean_baseline(tiny_plugins, tmp_path):
             assert cells["held_out"].msr == 1.0
     protected = doc.results.surrogates["tiny_random_a"].image_metrics.protected
     assert protected.ssim == pytest.approx(1.0)
+    # Unprotected photos: the perception proxies see exactly what they see on the originals.
+    from veilbench.evaluation.perception import PROCESSING
+
+    for s in doc.results.surrogates.values():
+        p = s.perception
+        assert p is not None and p.face is not None and p.face.n > 0
+        assert p.face.detected == p.face.detected_clean
+        assert list(p.processed) == list(PROCESSING)
+        for cell in p.processed.values():
+            assert cell.protected == cell.clean and set(cell.protected) == set(s.msr)
+    ids = {m.id for m in doc.metrics()}
+    assert "face_detected/tiny_random_a" in ids
+    assert "processed/tiny_random_a/invert->tiny_random_b" in ids
+    assert "processed/tiny_random_a/invert->tiny_random_a" not in ids  # white-box: not a loss
+    assert 'id="perception-table"' in (out / "report.html").read_text()
 
 
 def test_report_rerenders_from_json_alone(tiny_plugins, tmp_path):

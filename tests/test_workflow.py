@@ -26,8 +26,8 @@ S = FaceSpace().size  # the default canonical crop, as craft makes it
 PERSON = "Aaron_Peirsol"
 
 
-def invoke(*args: str):
-    return CliRunner().invoke(build_cli(), [str(a) for a in args])
+def invoke(*args: object, env: dict | None = None):
+    return CliRunner().invoke(build_cli(), [str(a) for a in args], env=env)
 
 
 def random_veil(path: Path, seed: int) -> Path:
@@ -160,8 +160,16 @@ def test_recover_refuses_another_veil_and_grey_copies_instead_of_returning_noise
     protected = sorted(prot.iterdir())
 
     wrong = invoke("recover", "--veil", other, *protected, "-o", tmp_path / "wrong")
-    assert wrong.exit_code == 2 and "recover outside 0-255" in wrong.output
+    assert wrong.exit_code == 2 and "fingerprint does not match this veil" in wrong.output
     assert not (tmp_path / "wrong").exists() or not any((tmp_path / "wrong").iterdir())
+
+    # Copies without the fingerprint chunk: the range check still tells another veil apart.
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    for p in protected:
+        Image.open(p).save(bare / p.name)  # PIL copies pixels, not text chunks
+    wrong = invoke("recover", "--veil", other, *bare.iterdir(), "-o", tmp_path / "wrong2")
+    assert wrong.exit_code == 2 and "recover outside 0-255" in wrong.output
 
     grey = tmp_path / "grey.png"
     Image.open(protected[0]).convert("L").save(grey)

@@ -221,6 +221,17 @@ def _print_summary(doc) -> None:
         p, r = s.image_metrics.protected, s.image_metrics.recovered
         recovered = f"recovered SSIM {_num(r.ssim)}" if r else "no recovery"
         click.echo(f"  {key:<24} protected SSIM {_num(p.ssim)} LPIPS {_num(p.lpips)} | {recovered}")
+    for key, s in doc.results.surrogates.items():
+        seen = s.perception
+        if seen is None or seen.face is None:
+            continue
+        after = " ".join(
+            f"{name}={_num(s.attacker_mean(c.protected))}" for name, c in seen.processed.items()
+        )
+        click.echo(
+            f"  {key:<24} face found in {_num(seen.face.detected)} of protected photos "
+            f"({_num(seen.face.detected_clean)} of originals) | attacker rank-1 after {after}"
+        )
 
 
 def _num(value: float | None) -> str:

@@ -25,7 +25,9 @@ Every comparable number is a :class:`Metric` with a declared direction (see :dat
 white-box MSR and recovery quality should go up; black-box MSR, protected SSIM, impersonation and
 time should go down; LPIPS of protected photos should go up. An adversary's reconstructions
 re-identified (``reid``) or resembling the originals are a privacy loss: they should go down.
-Numbers are JSON numbers, never strings; NaN is written as ``null``.
+The perception proxies (:class:`Perception`): a face detector's rate on protected photos and an
+attacker's rank-1 after simple processing should go down (higher is a privacy loss); landmark
+error should go up. Numbers are JSON numbers, never strings; NaN is written as ``null``.
 """
 
 from __future__ import annotations
@@ -134,6 +136,28 @@ class ReidCell:
 
 
 @dataclass
+class FaceVisibility:
+    """Is there still a face for a face detector (YuNet) in the protected photos?"""
+
+    detected: float | None  # share of protected photos in which a face is found
+    detected_clean: float | None  # the same on their originals (the detector's own rate)
+    #: Mean distance of the 5 landmarks found on a protected photo from those found on its
+    #: original, over the original's inter-ocular distance (photos detected in both).
+    landmark_error: float | None
+    n: int
+    score_threshold: float = 0.7
+
+
+@dataclass
+class ProcessedRank1:
+    """Rank-1 of each target on photos after one simple processing (e.g. equalisation)."""
+
+    protected: dict[str, float | None]  # target -> rank-1 of the processed protected photos
+    clean: dict[str, float | None]  # target -> rank-1 of the processed originals (baseline)
+    n: int
+
+
+@dataclass
 class AdversaryResult:
     """One adversary given ``k`` protected photos per person: how much of the faces it undoes.
 
@@ -150,6 +174,15 @@ class AdversaryResult:
     baseline: dict[str, ReidCell] = field(default_factory=dict)  # target -> protected photos
     identities: int = 0  # people attacked (those with at least k photos, k + 1 for a pair)
     seconds: float | None = None
+
+
+@dataclass
+class Perception:
+    """Is the face hidden from people? Proxies beside SSIM/LPIPS, which can pass while a face
+    is still visible: a face detector, and FR models after processing a person would try."""
+
+    face: FaceVisibility | None = None
+    processed: dict[str, ProcessedRank1] = field(default_factory=dict)  # processing -> rank-1
 
 
 @dataclass
@@ -185,6 +218,8 @@ class SurrogateResults:
         ]
         return max(scored, key=lambda pair: pair[0])[1] if scored else None
 
+    perception: Perception | None = None
+
     def white_box(self, target: str) -> bool:
         """A target that crafted these veils (the service's model) rather than an attacker's."""
         return target in self.surrogates
@@ -192,6 +227,14 @@ class SurrogateResults:
     def unconverged(self) -> list[str]:
         """Identities whose veil did not reach its white-box criteria within the cap."""
         return sorted(k for k, c in self.convergence.items() if c.converged is False)
+
+    def attacker_mean(self, values: dict[str, float | None]) -> float | None:
+        """The mean of per-target ``values`` over the black-box (attacker's) targets."""
+        return _mean(v for t, v in values.items() if not self.white_box(t))
+
+    def service_mean(self, values: dict[str, float | None]) -> float | None:
+        """The mean of per-target ``values`` over the white-box (service's) targets."""
+        return _mean(v for t, v in values.items() if self.white_box(t))
 
 
 @dataclass
@@ -341,11 +384,31 @@ class ResultsDocument:
                     mid = f"{name}/{key}/{a.adversary}@k{a.k}/reconstructed"
                     value = getattr(a.quality, name)
                     out.append(MetricValue(mid, METRICS[f"{name}_reconstructed"], value))
+            out += _perception_metrics(key, s)
             if s.craft_timing is not None:
                 out.append(
                     MetricValue(f"time/{key}/per_veil", METRICS["time"], s.craft_timing.per_veil)
                 )
         return [m for m in out if m.value is not None]  # null = NaN: not comparable
+
+
+def _perception_metrics(key: str, s: SurrogateResults) -> list[MetricValue]:
+    """Face-detector rate and black-box rank-1 after processing: higher is a privacy loss."""
+    if s.perception is None:
+        return []
+    out = []
+    face = s.perception.face
+    if face is not None:
+        out.append(MetricValue(f"face_detected/{key}", METRICS["face_detected"], face.detected))
+        out.append(
+            MetricValue(f"landmark_error/{key}", METRICS["landmark_error"], face.landmark_error)
+        )
+    for processing, cell in s.perception.processed.items():
+        for target, value in cell.protected.items():
+            if not s.white_box(target):
+                mid = f"processed/{key}/{processing}->{target}"
+                out.append(MetricValue(mid, METRICS["rank1_processed_black"], value))
+    return out
 
 
 # Metric directions --------------------------------------------------------------------------
@@ -397,6 +460,15 @@ METRICS: dict[str, Metric] = {
     "unconverged": Metric(
         "convergence", "lower", "veils that missed their white-box criteria within the cap"
     ),
+    "face_detected": Metric(
+        "face_detected", "lower", "a face detector still finds a face in protected photos"
+    ),
+    "landmark_error": Metric(
+        "landmark_error", "higher", "landmarks on protected photos far from the original's"
+    ),
+    "rank1_processed_black": Metric(
+        "rank1", "lower", "black-box rank-1 of protected photos after simple processing"
+    ),
 }
 
 #: How much worse each family may get before ``compare`` calls it a regression. Time is
@@ -415,6 +487,8 @@ DEFAULT_TOLERANCE: dict[str, float] = {
     "reid": 0.02,
     "time": 3.0,
     "convergence": 0.0,
+    "face_detected": 0.05,
+    "landmark_error": 0.05,
 }
 
 

@@ -27,6 +27,7 @@ from veilbench.data.resolve import resolve_dataset
 from veilbench.device import pick_device
 from veilbench.errors import ConfigError
 from veilbench.evaluation.adversaries import evaluate_adversaries, public_knowledge
+from veilbench.evaluation.perception import PROCESSING, evaluate_perception
 from veilbench.evaluation.protected import (
     clean_rank1,
     evaluate_clean,
@@ -84,6 +85,7 @@ def run(
         if config.adversaries.strip()
         else []
     )
+    processings = [plugins.registries["attacks"].get(name) for name in PROCESSING]
 
     doc = ResultsDocument.new(_recorded_config(config, profile), plugins.plugin_versions())
     doc.config["device_resolved"] = str(device)
@@ -165,6 +167,14 @@ def run(
                 max_images=config.max_attack_images,
             ),
             impersonation=evaluate_impersonation(targets, data, protected, protector),
+            perception=evaluate_perception(
+                targets,
+                data,
+                protected,
+                processings,
+                subset=config.robustness_on,
+                max_images=config.max_attack_images,
+            ),
             samples=shareable_samples(data.probes, protected, secrets=config.secret_samples)
             if config.samples
             else {},

@@ -10,7 +10,14 @@ A ``.veil`` file is a zip archive holding
   per image as ``veil-0000.png``, ``veil-0001.png``, ... or one ``veil.npy`` of shape n x 3 x S x S.
 
 Files are written atomically (temp file + rename) and readable by their owner only (0o600): a
-veil is a token that lets anyone be recognised as its owner by the crafting model.
+veil is a token that lets anyone be recognised as its owner by the crafting model, and the key
+that undoes every photo protected with it.
+
+With a passphrase the file is encrypted (format version 2, :mod:`veilbench.veilcrypt`): the zip
+then holds a public ``meta.json`` header (alpha, shape, protector, model names, fingerprint,
+cipher and KDF parameters) and ``veil.enc``, the whole plain veil file sealed with AES-256-GCM
+under a scrypt key. Plain files keep format version 1, so older veilbench versions still read
+them; an older version reading an encrypted file says it needs a newer veilbench.
 """
 
 from __future__ import annotations
@@ -34,9 +41,13 @@ from PIL import Image
 import veilbench
 from veilbench.errors import VeilFileError
 from veilbench.files import atomic_write
+from veilbench.veilcrypt import ScryptParams, kdf_params, seal, unseal, veil_id
 
 FORMAT = "veilbench-veil"
-FORMAT_VERSION = 1
+#: The newest format this version reads: 2 = encrypted.
+FORMAT_VERSION = 2
+#: The format plain files are written in (unchanged, so older readers keep reading them).
+PLAIN_VERSION = 1
 SUFFIX = ".veil"
 
 
@@ -78,11 +89,30 @@ class Veil:
     def size(self) -> int:
         return int(self.veil.shape[-1])
 
+    def public(self) -> dict:
+        """What an encrypted file shows without its passphrase: no pixels, identity, seed or
+        photo hashes; model names without their weights' hashes."""
+        return {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "alpha": self.alpha,
+            "protector": self.protector,
+            "surrogates": [
+                {"name": s.get("name", "") if isinstance(s, dict) else str(s)}
+                for s in self.surrogates
+            ],
+            "clip": self.clip,
+            "shape": list(self.veil.shape),
+            "fingerprint": veil_id(self.veil),
+            "version": self.version,
+            "created": self.created,
+        }
+
     def metadata(self) -> dict:
         """Everything but the pixels, as stored in ``meta.json``."""
         return {
             "format": FORMAT,
-            "format_version": FORMAT_VERSION,
+            "format_version": PLAIN_VERSION,
             "alpha": self.alpha,
             "protector": self.protector,
             "identity": self.identity,
@@ -140,21 +170,38 @@ def _encode(veil: torch.Tensor) -> dict[str, bytes]:
     return {"veil.npy": buf.getvalue()}
 
 
-def save_veil(path: str | os.PathLike, veil: Veil, *, replace: bool = True) -> Path:
+def _zip_bytes(members: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, data in members.items():  # ciphertext does not compress: stored as is
+            z.writestr(name, data, zipfile.ZIP_STORED if name == "veil.enc" else None)
+    return buf.getvalue()
+
+
+def save_veil(
+    path: str | os.PathLike,
+    veil: Veil,
+    *,
+    replace: bool = True,
+    passphrase: bytes | None = None,
+    kdf: ScryptParams | None = None,
+) -> Path:
     """Write ``veil`` to ``path`` atomically, readable by its owner only (0o600).
 
-    ``replace=False`` never replaces an existing file, even one created while this one was
-    being written: a veil is the only key to the photos protected with it.
+    With ``passphrase`` the file is encrypted (see the module docstring; ``kdf`` sets the scrypt
+    cost). ``replace=False`` never replaces an existing file, even one created while this one
+    was being written: a veil is the only key to the photos protected with it.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     members = {"meta.json": json.dumps(veil.metadata(), indent=2, sort_keys=True).encode()}
     members.update(_encode(veil.veil))
+    if passphrase is not None:
+        head, sealed = seal(_zip_bytes(members), passphrase, veil.public(), kdf)
+        members = {"meta.json": head, "veil.enc": sealed}
     try:
         with atomic_write(path, mode=0o600, replace=replace) as f:  # a secret: owner only
-            with zipfile.ZipFile(f, "w", zipfile.ZIP_DEFLATED) as z:
-                for name, data in members.items():
-                    z.writestr(name, data)
+            f.write(_zip_bytes(members))
     except FileExistsError:
         raise VeilFileError(
             f"{path} already exists; a veil is never replaced without --force"
@@ -265,45 +312,87 @@ def _read_npy(data: bytes) -> torch.Tensor:
     return torch.from_numpy(array.astype(np.float32))
 
 
-def load_veil(path: str | os.PathLike) -> Veil:
-    """Read a ``.veil`` file; raise :class:`VeilFileError` if it is missing, corrupt or foreign.
+class VeilLockedError(VeilFileError):
+    """An encrypted veil file was read without a passphrase."""
 
-    Every field is checked (types, alpha in (0, 1), finite pixels of the stated shape), so a
-    damaged file fails here with the reason instead of protecting or recovering garbage.
-    """
-    path = Path(path)
+
+#: What a reader of a damaged archive can raise, reported as one VeilFileError.
+_READ_ERRORS = (
+    zipfile.BadZipFile,
+    zipfile.LargeZipFile,
+    KeyError,
+    ValueError,
+    TypeError,
+    OSError,
+    EOFError,
+    RuntimeError,
+    NotImplementedError,
+    Image.DecompressionBombError,
+)
+
+
+def _read_plain(z: zipfile.ZipFile, path: Path) -> tuple[dict, torch.Tensor]:
+    names = set(z.namelist())
+    if "meta.json" not in names:
+        raise VeilFileError(f"{path} is not a veil file (no meta.json); {_FIX}")
+    meta = _check_meta(json.loads(z.read("meta.json")), path)
+    shape = tuple(meta["shape"])
+    if "veil.npy" in names:
+        pixels = _read_npy(z.read("veil.npy"))
+    elif len(shape) == 3:
+        pixels = _decode_png(z.read("veil.png"))
+    else:
+        pixels = torch.stack([_decode_png(z.read(f"veil-{i:04d}.png")) for i in range(shape[0])])
+    return meta, pixels
+
+
+def _open(path: Path, passphrase: bytes | None) -> tuple[dict, torch.Tensor | None]:
+    """``(metadata, pixels)``; for an encrypted file without a passphrase ``(header, None)``."""
     if not path.is_file():
         raise VeilFileError(f"veil file {path} does not exist; check the path or {_FIX}")
     try:
         with zipfile.ZipFile(path) as z:
-            names = set(z.namelist())
-            if "meta.json" not in names:
-                raise VeilFileError(f"{path} is not a veil file (no meta.json); {_FIX}")
-            meta = _check_meta(json.loads(z.read("meta.json")), path)
-            shape = tuple(meta["shape"])
-            if "veil.npy" in names:
-                pixels = _read_npy(z.read("veil.npy"))
-            elif len(shape) == 3:
-                pixels = _decode_png(z.read("veil.png"))
-            else:
-                pixels = torch.stack(
-                    [_decode_png(z.read(f"veil-{i:04d}.png")) for i in range(shape[0])]
-                )
+            if "veil.enc" not in z.namelist():
+                return _read_plain(z, path)
+            head = z.read("meta.json")
+            header = _check_meta(json.loads(head), path)
+            if not header.get("encrypted"):
+                raise ValueError("veil.enc in a file whose header says it is not encrypted")
+            kdf_params(header)  # sane before anyone derives a key with it
+            if passphrase is None:
+                return header, None
+            sealed = z.read("veil.enc")
+        inner = unseal(head, sealed, passphrase, path)
+        with zipfile.ZipFile(io.BytesIO(inner)) as z:
+            meta, pixels = _read_plain(z, path)
+        if [meta["alpha"], meta["shape"]] != [header["alpha"], header["shape"]]:
+            raise ValueError("the encrypted veil does not match its header")
+        return meta, pixels
     except VeilFileError:
         raise
-    except (
-        zipfile.BadZipFile,
-        zipfile.LargeZipFile,
-        KeyError,
-        ValueError,
-        TypeError,
-        OSError,
-        EOFError,
-        RuntimeError,
-        NotImplementedError,
-        Image.DecompressionBombError,
-    ) as exc:
+    except _READ_ERRORS as exc:
         raise VeilFileError(f"veil file {path} is corrupt or incomplete ({exc}); {_FIX}") from exc
+
+
+def load_veil(path: str | os.PathLike, passphrase: bytes | None = None) -> Veil:
+    """Read a ``.veil`` file; raise :class:`VeilFileError` if it is missing, corrupt or foreign.
+
+    Every field is checked (types, alpha in (0, 1), finite pixels of the stated shape), so a
+    damaged file fails here with the reason instead of protecting or recovering garbage. An
+    encrypted file needs its ``passphrase`` (:class:`VeilLockedError` without one); a wrong one
+    and a changed file fail authentication with one error.
+    """
+    path = Path(path)
+    meta, pixels = _open(path, passphrase)
+    if pixels is None:
+        raise VeilLockedError(
+            f"veil file {path} is encrypted: give its passphrase (environment variable "
+            "VEILBENCH_VEIL_PASSPHRASE, --passphrase-file, or the prompt in a terminal)"
+        )
+    return _veil_from(meta, pixels, path)
+
+
+def _veil_from(meta: dict, pixels: torch.Tensor, path: Path) -> Veil:
     _check_pixels(pixels, meta, path)
     return Veil(
         veil=pixels,
@@ -319,6 +408,31 @@ def load_veil(path: str | os.PathLike) -> Veil:
         version=meta.get("version", ""),
         created=meta.get("created", ""),
     )
+
+
+def is_encrypted(path: str | os.PathLike) -> bool:
+    """Whether a veil file is encrypted (reads only its header)."""
+    return _open(Path(path), None)[1] is None
+
+
+def veil_info(path: str | os.PathLike) -> dict:
+    """The public metadata of a veil file, without decrypting it (``veilbench veil info``).
+
+    For a plain file the same fields as an encrypted header shows (the fingerprint computed
+    from its pixels); the secret ones (identity, seed, photo hashes) are left out either way.
+    """
+    path = Path(path)
+    meta, pixels = _open(path, None)
+    if pixels is None:
+        info = {k: v for k, v in meta.items() if k not in ("nonce", "format")}
+        info["kdf"] = {k: v for k, v in meta["kdf"].items() if k != "salt"}
+        return info
+    veil = _veil_from(meta, pixels, path)
+    return {
+        **{k: v for k, v in veil.public().items() if k != "format"},
+        "format_version": meta["format_version"],
+        "encrypted": False,
+    }
 
 
 def _fit(veil: Veil, images: torch.Tensor) -> torch.Tensor:

@@ -8,14 +8,21 @@ Photos are aligned to the canonical crop the veil lives in (YuNet 5-point alignm
 ``--alignment none`` for photos that already are canonical crops). Protected photos are written
 as lossless PNG: recovery divides by alpha, so every quantisation or compression error in the
 protected file comes back 1/alpha = 5 times larger. JPEG output is available with a warning.
+
+Veil files are encrypted when a passphrase source is there (``--passphrase-file``, the
+``VEILBENCH_VEIL_PASSPHRASE`` environment variable, or ``--encrypt`` with a prompt in a
+terminal); ``protect`` and ``recover`` ask for the passphrase of an encrypted veil the same way.
+Each protected PNG carries a per-photo veil fingerprint, so ``recover`` with another veil says
+so instead of returning noise.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -24,25 +31,69 @@ import numpy as np
 import torch
 
 from veilbench.config import parse_params
-from veilbench.data.images import load_rgb, save_image, save_png
-from veilbench.errors import ConfigError, DataError
+from veilbench.data.images import load_rgb, png_text, save_image
+from veilbench.errors import ConfigError, DataError, VeilFileError
 from veilbench.models.base import FaceSpace
 from veilbench.protectors.contract import traits
+from veilbench.veilcrypt import PNG_KEY, passphrase_bytes, photo_tag, tag_matches
 from veilbench.veilfile import (
+    Veil,
     apply_veil,
     convergence_of,
+    is_encrypted,
     load_veil,
     out_of_range,
     recover_images,
     remove_stale_temp_files,
     save_veil,
+    veil_info,
 )
+
+#: The environment variable a veil passphrase may come from (never a command-line value: those
+#: end up in shell histories and process lists).
+PASSPHRASE_ENV = "VEILBENCH_VEIL_PASSPHRASE"
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 
 
 def _workers() -> int:
     return min(8, (os.cpu_count() or 2) * 2)
+
+
+def passphrase_file_option(f):
+    return click.option(
+        "--passphrase-file",
+        type=click.Path(exists=True, dir_okay=False),
+        default=None,
+        help=f"A file whose first line is the veil passphrase [or ${PASSPHRASE_ENV}, or a "
+        "prompt in a terminal]. The passphrase itself is never a command-line value.",
+    )(f)
+
+
+def read_passphrase(
+    passphrase_file: str | None, *, prompt: bool, confirm: bool = False
+) -> bytes | None:
+    """The passphrase from the file, else the environment, else (``prompt`` and a terminal)
+    a hidden prompt; None when there is no source."""
+    if passphrase_file:
+        lines = Path(passphrase_file).read_text(encoding="utf-8").splitlines()
+        return passphrase_bytes(lines[0] if lines else "")
+    env = os.environ.get(PASSPHRASE_ENV)
+    if env is not None:
+        return passphrase_bytes(env)
+    if prompt and sys.stdin is not None and sys.stdin.isatty():
+        text = click.prompt(
+            "Veil passphrase", hide_input=True, confirmation_prompt=confirm, err=True
+        )
+        return passphrase_bytes(text)
+    return None
+
+
+def open_veil(veil_file: str, passphrase_file: str | None) -> Veil:
+    """A veil file, decrypted with the passphrase from its sources when it is encrypted."""
+    if not is_encrypted(veil_file):
+        return load_veil(veil_file)
+    return load_veil(veil_file, read_passphrase(passphrase_file, prompt=True))
 
 
 def canonical_crops(
@@ -143,16 +194,22 @@ def output_names(paths: Sequence[Path], out: Path, suffix: str, force: bool) -> 
 
 
 def write_images(
-    targets: Sequence[Path], images: np.ndarray, fmt: str, quality: int, force: bool
+    targets: Sequence[Path],
+    images: np.ndarray,
+    fmt: str,
+    quality: int,
+    force: bool,
+    text: Callable[[], dict[str, str]] | None = None,
 ) -> list[Path]:
     """Write each image to its target in parallel (PNG lossless); never over a file that
-    appeared since the names were checked unless ``force``."""
+    appeared since the names were checked unless ``force``. ``text()`` gives each PNG's text
+    chunks (called once per image)."""
 
     def one(args: tuple[Path, np.ndarray]) -> Path:
         target, image = args
         try:
             if fmt == "png":
-                return save_png(target, image, replace=force)
+                return save_image(target, image, replace=force, text=text() if text else None)
             return save_image(target, image, fmt="JPEG", quality=quality, replace=force)
         except FileExistsError:
             raise DataError(f"{target} appeared while writing; nothing was overwritten") from None
@@ -228,6 +285,13 @@ def backup_name(path: Path) -> Path:
     is_flag=True,
     help="Exit with status 3 when the veil did not converge (it is still written).",
 )
+@click.option(
+    "--encrypt/--no-encrypt",
+    default=None,
+    help="Encrypt the veil file [when a passphrase file or $VEILBENCH_VEIL_PASSPHRASE is there]; "
+    "--encrypt without either prompts in a terminal.",
+)
+@passphrase_file_option
 @click.option("--quiet", is_flag=True)
 def craft_command(
     images_dir,
@@ -241,6 +305,8 @@ def craft_command(
     seed,
     force,
     strict,
+    encrypt,
+    passphrase_file,
     quiet,
 ):
     """Craft one person's veil from their photos."""
@@ -267,6 +333,14 @@ def craft_command(
             + ": there is no veil to craft, save or recover with; use it through `veilbench run`"
         )
     model_entries = [plugins.registries["models"].get(m) for m in models]  # names first
+    passphrase = None  # asked before the crafting, which takes minutes
+    if encrypt is not False:
+        passphrase = read_passphrase(passphrase_file, prompt=bool(encrypt), confirm=True)
+        if encrypt and passphrase is None:
+            raise ConfigError(
+                f"--encrypt needs a passphrase: --passphrase-file, ${PASSPHRASE_ENV}, or a "
+                "terminal to type it in"
+            )
     dev = pick_device(device)
     remove_stale_temp_files(output.parent, output.name)
     space = FaceSpace()
@@ -290,14 +364,20 @@ def craft_command(
         backup = backup_name(output)
         os.link(output, backup)  # the old veil survives under the backup name, mode kept
         kept = f"; the previous veil is kept as {backup}"
-        save_veil(output, veil)
+        save_veil(output, veil, passphrase=passphrase)
     else:
-        save_veil(output, veil, replace=False)
+        save_veil(output, veil, replace=False, passphrase=passphrase)
     start = "fresh random start" if seed is None else f"seed {seed}"
     click.echo(
-        f"wrote {output} (crafted from {len(paths)} photos against {', '.join(models)}, "
-        f"{start}){kept}"
+        f"wrote {output} ({'encrypted' if passphrase else 'NOT encrypted'}; crafted from "
+        f"{len(paths)} photos against {', '.join(models)}, {start}){kept}"
     )
+    if passphrase is None:
+        click.echo(
+            f"warning: {output} is not encrypted: whoever copies it can undo every photo "
+            f"protected with it; encrypt it with `veilbench veil encrypt {output}`",
+            err=True,
+        )
     record = convergence_of(veil)
     if record is not None and record.get("converged") is False:
         fits = "; ".join(
@@ -332,12 +412,15 @@ def craft_command(
 )
 @click.option("--quality", default=95, show_default=True, help="JPEG quality.")
 @click.option("--force", is_flag=True, help="Replace existing files in OUTPUT (never an input).")
-def protect_command(veil_file, images, output, alignment, fmt, quality, force):
+@passphrase_file_option
+def protect_command(veil_file, images, output, alignment, fmt, quality, force, passphrase_file):
     """Apply a veil to any number of the person's photos (no FR model needed).
 
-    Exit 0: every photo protected; 1: some were skipped (listed); 2: none, or bad input.
+    Each PNG carries a per-photo veil fingerprint (a text chunk) that only the veil's holder
+    can check and that does not link photos to each other. Exit 0: every photo protected;
+    1: some were skipped (listed); 2: none, or bad input.
     """
-    veil = load_veil(veil_file)
+    veil = open_veil(veil_file, passphrase_file)
     all_paths = _collect(images)
     targets = output_names(all_paths, Path(output), SUFFIX[fmt], force)
     if fmt == "jpeg":
@@ -350,7 +433,11 @@ def protect_command(veil_file, images, output, alignment, fmt, quality, force):
     paths, crops, problems = canonical_crops(all_paths, space, alignment)
     _report(problems)
     protected = _to_uint8(apply_veil(veil, _to_tensor(crops)))
-    written = write_images([targets[p] for p in paths], protected, fmt, quality, force)
+
+    def fingerprint() -> dict[str, str]:  # a fresh salt per photo: tags do not link photos
+        return {PNG_KEY: photo_tag(veil.veil)}
+
+    written = write_images([targets[p] for p in paths], protected, fmt, quality, force, fingerprint)
     _finish("protected", len(written), len(all_paths), output)
 
 
@@ -365,14 +452,15 @@ def protect_command(veil_file, images, output, alignment, fmt, quality, force):
     help="Optional Gaussian filter after recovery (the paper's; measured to hurt).",
 )
 @click.option("--force", is_flag=True, help="Replace existing files in OUTPUT (never an input).")
-def recover_command(veil_file, protected, output, gaussian_sigma, force):
+@passphrase_file_option
+def recover_command(veil_file, protected, output, gaussian_sigma, force, passphrase_file):
     """Recover original photos from protected ones (eq. 14).
 
-    A photo that this veil did not protect (another person's veil, a re-encoded or grey-scale
-    copy) is skipped with the reason instead of being "recovered" into noise. Exit codes as
-    for protect.
+    A photo that this veil did not protect (its fingerprint names another veil; without a
+    fingerprint: most values recover outside 0-255; a grey-scale copy) is skipped with the
+    reason instead of being "recovered" into noise. Exit codes as for protect.
     """
-    veil = load_veil(veil_file)
+    veil = open_veil(veil_file, passphrase_file)
     all_paths = _collect(protected)
     targets = output_names(all_paths, Path(output), ".png", force)
     jpeg = any(p.suffix.lower() in (".jpg", ".jpeg") for p in all_paths)
@@ -412,7 +500,13 @@ def _fitting(veil, paths, crops, images, slack: float) -> list[dict | None]:
     outside = out_of_range(veil, images, slack) if veil.clip == "veil" else torch.zeros(len(paths))
     problems: list[dict | None] = []
     for path, is_grey, share in zip(paths, grey, outside.tolist(), strict=True):
-        if is_grey:
+        tag = png_text(path).get(PNG_KEY)
+        if tag is not None and tag_matches(veil.veil, tag) is False:
+            reason = (
+                "its veil fingerprint does not match this veil: it was protected with another "
+                "veil (use that one)"
+            )
+        elif is_grey:
             reason = (
                 "grey-scale, but a protected photo is in colour: recover the PNG that veilbench "
                 "protect wrote, not a grey copy"
@@ -436,4 +530,53 @@ def _space(veil) -> FaceSpace:
     return default if default.size == veil.size else FaceSpace(margin=0, template_size=veil.size)
 
 
-COMMANDS = [craft_command, protect_command, recover_command]
+@click.group("veil")
+def veil_group() -> None:
+    """Veil files: public metadata, encryption."""
+
+
+@veil_group.command("info")
+@click.argument("veil_file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def veil_info_command(veil_file: str, as_json: bool) -> None:
+    """Show a veil file's public metadata (no passphrase needed, nothing decrypted)."""
+    info = veil_info(veil_file)
+    if as_json:
+        click.echo(json.dumps(info, indent=2, sort_keys=True))
+        return
+    kdf = info.get("kdf")
+    rows = {
+        "format version": info["format_version"],
+        "encrypted": f"yes ({info['cipher']})" if info.get("encrypted") else "NO",
+        "key derivation": (
+            f"{kdf['name']} n={kdf['n']} r={kdf['r']} p={kdf['p']}" if kdf else "none"
+        ),
+        "fingerprint": info["fingerprint"],
+        "protector": info["protector"],
+        "alpha": info["alpha"],
+        "shape": " x ".join(str(n) for n in info["shape"]),
+        "models": ", ".join(s["name"] for s in info["surrogates"]) or "none recorded",
+        "created": f"{info['created']} (veilbench {info['version']})",
+    }
+    for key, value in rows.items():
+        click.echo(f"{key + ':':<16}{value}")
+
+
+@veil_group.command("encrypt")
+@click.argument("veil_file", type=click.Path(exists=True, dir_okay=False))
+@passphrase_file_option
+def veil_encrypt_command(veil_file: str, passphrase_file: str | None) -> None:
+    """Encrypt a plain veil file in place (atomically; no plain copy is kept)."""
+    if is_encrypted(veil_file):
+        raise VeilFileError(f"{veil_file} is encrypted already")
+    veil = load_veil(veil_file)
+    passphrase = read_passphrase(passphrase_file, prompt=True, confirm=True)
+    if passphrase is None:
+        raise ConfigError(
+            f"no passphrase: give --passphrase-file, set ${PASSPHRASE_ENV}, or run in a terminal"
+        )
+    save_veil(veil_file, veil, passphrase=passphrase)
+    click.echo(f"encrypted {veil_file} (fingerprint {veil_info(veil_file)['fingerprint']})")
+
+
+COMMANDS = [craft_command, protect_command, recover_command, veil_group]

@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "veilbench.workflow:recover_command",
         "Recover original photos from protected ones (eq. 14).",
     ),
+    "veil": ("veilbench.workflow:veil_group", "Veil files: public metadata, encryption."),
     "train": (
         "veilbench_builtins.commands:train_command",
         "Train a face-recognition model (optionally distilled from a teacher).",

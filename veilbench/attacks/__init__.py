@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 from collections.abc import Callable
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -115,5 +116,51 @@ def jpeg(quality: float) -> Attack:
             Image.fromarray(img).save(buf, format="JPEG", quality=q)
             out.append(np.asarray(Image.open(buf).convert("RGB")))
         return torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2).float().to(x.device)
+
+    return attack
+
+
+# Simple processing a person would try on a protected photo to see the face (the perception
+# proxy, ``veilbench.evaluation.perception``). ``amount`` blends the processed image with the
+# input: 0 is the identity, 1 the full operation.
+
+
+def _blend(x: torch.Tensor, processed: torch.Tensor, amount: float) -> torch.Tensor:
+    return ((1 - amount) * x + amount * processed).clamp(0, 255)
+
+
+def contrast_stretch(amount: float) -> Attack:
+    """ "Auto levels": each channel's 1st-99th percentile stretched to 0-255."""
+
+    def attack(x: torch.Tensor) -> torch.Tensor:
+        if amount <= 0:
+            return x
+        flat = x.flatten(2)
+        lo = torch.quantile(flat, 0.01, dim=2, keepdim=True).unsqueeze(-1)
+        hi = torch.quantile(flat, 0.99, dim=2, keepdim=True).unsqueeze(-1)
+        stretched = (x - lo) * 255.0 / (hi - lo).clamp(min=1.0)
+        return _blend(x, stretched.clamp(0, 255), amount)
+
+    return attack
+
+
+def equalize(amount: float) -> Attack:
+    """Histogram equalisation of each channel (OpenCV ``equalizeHist`` on the uint8 image)."""
+
+    def attack(x: torch.Tensor) -> torch.Tensor:
+        if amount <= 0:
+            return x
+        arr = x.detach().clamp(0, 255).round().byte().cpu().numpy()
+        out = np.stack([[cv2.equalizeHist(np.ascontiguousarray(c)) for c in img] for img in arr])
+        return _blend(x, torch.from_numpy(out).float().to(x.device), amount)
+
+    return attack
+
+
+def invert(amount: float) -> Attack:
+    """Channel inversion (the photo's negative, ``255 - x``)."""
+
+    def attack(x: torch.Tensor) -> torch.Tensor:
+        return x if amount <= 0 else _blend(x, 255.0 - x, amount)
 
     return attack

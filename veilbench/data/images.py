@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL.PngImagePlugin import PngInfo
 
 from veilbench.errors import DataError
 from veilbench.files import atomic_write
@@ -75,8 +77,10 @@ def save_image(
     fmt: str = "PNG",
     quality: int = 95,
     replace: bool = True,
+    text: Mapping[str, str] | None = None,
 ) -> Path:
-    """:func:`save_png` for any format PIL writes (``quality`` for JPEG)."""
+    """:func:`save_png` for any format PIL writes (``quality`` for JPEG); ``text`` goes into
+    PNG text chunks (other formats carry none)."""
     path = Path(path)
     if image.dtype != np.uint8 or image.ndim not in (2, 3):
         raise DataError(
@@ -84,5 +88,22 @@ def save_image(
             f"{image.shape}; convert with np.clip(x, 0, 255).round().astype(np.uint8)"
         )
     with atomic_write(path, replace=replace) as f:
-        Image.fromarray(image).save(f, format=fmt, quality=quality)
+        info = None
+        if text and fmt.upper() == "PNG":
+            info = PngInfo()
+            for key, value in text.items():
+                info.add_text(key, value)
+        Image.fromarray(image).save(f, format=fmt, quality=quality, pnginfo=info)
     return path
+
+
+def png_text(path: str | os.PathLike) -> dict[str, str]:
+    """The text chunks of a PNG file; empty for other formats and unreadable files."""
+    try:
+        with Image.open(path) as im:
+            if im.format != "PNG":
+                return {}
+            im.load()  # text chunks after the pixels are read only with them
+            return {k: v for k, v in getattr(im, "text", {}).items() if isinstance(v, str)}
+    except (OSError, SyntaxError, ValueError, UnidentifiedImageError):
+        return {}

@@ -130,6 +130,7 @@ def build_view(doc: ResultsDocument) -> dict[str, Any]:
         "robustness_on": config.get("robustness_on"),
         "impersonation": _impersonation(results, targets),
         "adversaries": _adversaries(results, targets),
+        "perception": _perception(results),
         "samples": _samples(results),
         "samples_contain_secrets": results.samples_contain_secrets,
         "cost": _cost(results, doc.timings),
@@ -447,6 +448,38 @@ def _impersonation(results: Results, targets: list[str]) -> dict[str, Any]:
         if s.impersonation
     ]
     return {"targets": targets, "rows": rows}
+
+
+def _perception(results: Results) -> dict[str, Any]:
+    """Per surrogate set: the face-detector rate and, per processing, the mean black-box
+    (attacker's) and white-box rank-1 on processed protected photos beside processed originals."""
+    rows, processings = [], []
+    for key, s in results.surrogates.items():
+        p = s.perception
+        if p is None:
+            continue
+        cells = {}
+        for name, cell in p.processed.items():
+            processings += [name] if name not in processings else []
+            cells[name] = {
+                "black": s.attacker_mean(cell.protected),
+                "black_clean": s.attacker_mean(cell.clean),
+                "white": s.service_mean(cell.protected),
+                "n": cell.n,
+            }
+        face = p.face
+        rows.append(
+            {
+                "surrogate": key,
+                "detected": None if face is None else number(face.detected),
+                "detected_clean": None if face is None else number(face.detected_clean),
+                "landmark_error": None if face is None else number(face.landmark_error),
+                "n": 0 if face is None else face.n,
+                "threshold": None if face is None else face.score_threshold,
+                "cells": cells,
+            }
+        )
+    return {"rows": rows, "processings": processings}
 
 
 #: The images a sample row shows, in order. The veil is the secret: it is in a document only
