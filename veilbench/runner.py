@@ -14,6 +14,7 @@ atomically at the end.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 from collections.abc import Callable
@@ -22,11 +23,12 @@ from pathlib import Path
 import torch
 
 from veilbench.config import RunConfig
-from veilbench.data.faces import prepare_data
+from veilbench.data.faces import EvalData, prepare_data
 from veilbench.data.resolve import resolve_dataset
 from veilbench.device import pick_device
-from veilbench.errors import ConfigError
+from veilbench.errors import ConfigError, DataError
 from veilbench.evaluation.protected import (
+    Targets,
     clean_rank1,
     evaluate_clean,
     evaluate_images,
@@ -35,6 +37,7 @@ from veilbench.evaluation.protected import (
     evaluate_robustness,
 )
 from veilbench.evaluation.samples import SECRETS_WARNING, shareable_samples
+from veilbench.executors import Executor, get_executor
 from veilbench.models.base import FaceSpace
 from veilbench.models.loading import load_models
 from veilbench.plugins import get_plugins
@@ -125,49 +128,25 @@ def run(
     doc.timings["gallery_embeddings_computed"] = {n: s.embedded for n, s in targets.states.items()}
     doc.results.clean = clean_rank1(targets, data)
 
-    for members in surrogate_sets:
-        key = "+".join(members)
-        # Protect.
-        log(f"crafting with surrogate {key} ({protector_entry.name})")
-        t0 = time.perf_counter()
-        protected = craft_and_protect(
-            protector,
-            [models[n] for n in members],
-            data,
-            device=device,
-            seed=config.seed,
-            veil_dir=out / "veils" / key,
-            progress=config.progress,
-        )
-        elapsed = time.perf_counter() - t0
-        n_images = sum(len(p.craft) for p in data.probes)
-        # Evaluate and record.
-        t0 = time.perf_counter()
-        doc.results.surrogates[key] = SurrogateResults(
-            surrogates=members,
-            msr=evaluate_msr(targets, data, protected),
-            image_metrics=evaluate_images(data, protected, device),
-            robustness=evaluate_robustness(
-                targets,
+    executor = get_executor(config.executor, config.ray_address, config.device)
+    try:
+        for members in surrogate_sets:
+            _protect_and_evaluate(
+                config,
+                doc,
+                members,
+                models,
                 data,
-                protected,
+                targets,
+                protector,
+                protector_entry.name,
                 attack_entries,
-                sweeps=config.attack_sweeps,
-                subset=config.robustness_on,
-                max_images=config.max_attack_images,
-            ),
-            impersonation=evaluate_impersonation(targets, data, protected, protector),
-            samples=shareable_samples(data.probes, protected, secrets=config.secret_samples)
-            if config.samples
-            else {},
-            craft_timing=CraftTiming(
-                total=elapsed,
-                per_veil=elapsed / max(1, len(data.probes)),
-                per_image=elapsed / max(1, n_images),
-                veils=len(data.probes),
-            ),
-        )
-        doc.results.surrogates[key].evaluate_s = time.perf_counter() - t0
+                device,
+                executor,
+                log,
+            )
+    finally:
+        executor.close()
 
     # Write and render.
     doc.timings["total_s"] = time.perf_counter() - t_start
@@ -177,6 +156,77 @@ def run(
     render_report(doc, out / "report.html")
     log(f"wrote {out / 'results.json'} and {out / 'report.html'}")
     return doc
+
+
+def _protect_and_evaluate(
+    config: RunConfig,
+    doc: ResultsDocument,
+    members: list[str],
+    models: dict,
+    data: EvalData,
+    targets: Targets,
+    protector,
+    protector_name: str,
+    attack_entries: list,
+    device: torch.device,
+    executor: Executor,
+    log: Log,
+) -> None:
+    """One surrogate set: protect, evaluate, record into ``doc``."""
+    key = "+".join(members)
+    # Protect.
+    log(f"crafting with surrogate {key} ({protector_name}, {executor.name} executor)")
+    t0 = time.perf_counter()
+    protected, failures = craft_and_protect(
+        protector,
+        [models[n] for n in members],
+        data,
+        device=device,
+        seed=config.seed,
+        veil_dir=Path(config.out) / "veils" / key,
+        progress=config.progress,
+        executor=executor,
+    )
+    elapsed = time.perf_counter() - t0
+    for identity, reason in failures.items():
+        log(f"could not craft {identity!r} with {key}: {reason}")
+        doc.problems.append(
+            {"identity": identity, "stage": "craft", "surrogates": key, "reason": reason}
+        )
+    if failures:  # evaluate the identities that were protected
+        data = dataclasses.replace(data, probes=[p for p in data.probes if p.identity in protected])
+    if not data.probes:
+        raise DataError(
+            f"no identity could be crafted with surrogate {key}: " + next(iter(failures.values()))
+        )
+    n_images = sum(len(p.craft) for p in data.probes)
+    # Evaluate and record.
+    t0 = time.perf_counter()
+    doc.results.surrogates[key] = SurrogateResults(
+        surrogates=members,
+        msr=evaluate_msr(targets, data, protected),
+        image_metrics=evaluate_images(data, protected, device),
+        robustness=evaluate_robustness(
+            targets,
+            data,
+            protected,
+            attack_entries,
+            sweeps=config.attack_sweeps,
+            subset=config.robustness_on,
+            max_images=config.max_attack_images,
+        ),
+        impersonation=evaluate_impersonation(targets, data, protected, protector),
+        samples=shareable_samples(data.probes, protected, secrets=config.secret_samples)
+        if config.samples
+        else {},
+        craft_timing=CraftTiming(
+            total=elapsed,
+            per_veil=elapsed / max(1, len(data.probes)),
+            per_image=elapsed / max(1, n_images),
+            veils=len(data.probes),
+        ),
+    )
+    doc.results.surrogates[key].evaluate_s = time.perf_counter() - t0
 
 
 def _surrogate_sets(config: RunConfig, plugins, models: dict) -> list[list[str]]:
