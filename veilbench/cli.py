@@ -143,6 +143,18 @@ def plugins_command(as_json: bool) -> None:
 )
 @click.option("--device", default=None, type=click.Choice(["auto", "cpu", "cuda"]))
 @click.option("--seed", default=None, type=int)
+@click.option(
+    "--executor",
+    default=None,
+    type=click.Choice(["local", "ray"]),
+    help="Where crafting and evaluation run: this process [local] or a Ray cluster "
+    "(pip install 'veilbench[ray]').",
+)
+@click.option(
+    "--ray-address",
+    default=None,
+    help="Ray cluster to join (e.g. ray://head:10001) [the one on this machine, or a new one].",
+)
 @click.option("--identities", default=None, type=int, help="Probe identities (0 = all).")
 @click.option("--max-distractors", default=None, type=int, help="Cap the gallery's distractors.")
 @click.option("--param", "params", multiple=True, help="Protector hyper-parameter key=value.")

@@ -54,6 +54,11 @@ class RunConfig:
     dataset: str | None = None
     out: str = "reports/latest"
     device: str = "auto"
+    # Where crafting and evaluation shards run: local (this process) or ray (a Ray cluster).
+    executor: str = "local"
+    # The Ray cluster to join (e.g. ray://head:10001); None: join the one on this machine or
+    # start one.
+    ray_address: str | None = None
     seed: int = 0
     batch_size: int = 32
     template_size: int = 112
@@ -249,6 +254,8 @@ def build_config(file_values: dict[str, Any], flags: dict[str, Any]) -> RunConfi
     config.adversary_ks()  # a bad list fails here, before any work
     if config.robustness_on not in ("held_out", "craft"):
         raise ConfigError("robustness_on must be 'held_out' or 'craft'")
+    if config.executor not in ("local", "ray"):
+        raise ConfigError(f"executor must be local or ray, got {config.executor!r}")
     if config.device not in ("auto", "cpu", "cuda") and not config.device.startswith("cuda:"):
         raise ConfigError(f"device must be auto, cpu or cuda, got {config.device!r}")
     return config

@@ -14,21 +14,24 @@ written atomically at the end.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from veilbench.config import RunConfig
-from veilbench.data.faces import prepare_data
+from veilbench.data.faces import EvalData, prepare_data
 from veilbench.data.resolve import resolve_dataset
 from veilbench.device import pick_device
-from veilbench.errors import ConfigError
+from veilbench.errors import ConfigError, DataError
 from veilbench.evaluation.adversaries import evaluate_adversaries, public_knowledge
 from veilbench.evaluation.perception import PROCESSING, evaluate_perception
 from veilbench.evaluation.protected import (
+    Targets,
     clean_rank1,
     evaluate_clean,
     evaluate_convergence,
@@ -39,6 +42,7 @@ from veilbench.evaluation.protected import (
     unconverged_warning,
 )
 from veilbench.evaluation.samples import SECRETS_WARNING, shareable_samples
+from veilbench.executors import Executor, get_executor
 from veilbench.models.base import FaceSpace
 from veilbench.models.loading import load_models
 from veilbench.plugins import get_plugins
@@ -135,80 +139,25 @@ def run(
     doc.timings["gallery_embeddings_computed"] = {n: s.embedded for n, s in targets.states.items()}
     doc.results.clean = clean_rank1(targets, data)
 
-    for members in surrogate_sets:
-        key = "+".join(members)
-        # Protect.
-        log(f"crafting with surrogate {key} ({protector_entry.name})")
-        t0 = time.perf_counter()
-        protected = craft_and_protect(
-            protector,
-            [models[n] for n in members],
-            data,
-            device=device,
-            seed=config.seed,
-            veil_dir=out / "veils" / key,
-            progress=config.progress,
-        )
-        elapsed = time.perf_counter() - t0
-        n_images = sum(len(p.craft) for p in data.probes)
-        # Evaluate and record.
-        t0 = time.perf_counter()
-        doc.results.surrogates[key] = SurrogateResults(
-            surrogates=members,
-            msr=evaluate_msr(targets, data, protected),
-            image_metrics=evaluate_images(data, protected, device),
-            robustness=evaluate_robustness(
-                targets,
-                data,
-                protected,
-                attack_entries,
-                sweeps=config.attack_sweeps,
-                subset=config.robustness_on,
-                max_images=config.max_attack_images,
-            ),
-            impersonation=evaluate_impersonation(targets, data, protected, protector),
-            perception=evaluate_perception(
-                targets,
-                data,
-                protected,
-                processings,
-                subset=config.robustness_on,
-                max_images=config.max_attack_images,
-            ),
-            samples=shareable_samples(data.probes, protected, secrets=config.secret_samples)
-            if config.samples
-            else {},
-            craft_timing=CraftTiming(
-                total=elapsed,
-                per_veil=elapsed / max(1, len(data.probes)),
-                per_image=elapsed / max(1, n_images),
-                veils=len(data.probes),
-            ),
-        )
-        if adversary_entries:
-            # The attacker's own models: those that did not craft these veils (black-box).
-            attacker = [m for n, m in models.items() if n not in members] or [models[members[0]]]
-            public = public_knowledge(
-                data, protector, attacker, device=device, seed=config.seed, log=log
-            )
-            record = doc.results.surrogates[key]
-            record.adversaries, record.adversary_samples = evaluate_adversaries(
-                targets,
-                data,
-                protected,
-                adversary_entries,
-                public,
-                ks=config.adversary_ks(),
-                samples=config.samples,
-                sample_secrets=config.secret_samples,
-            )
-        doc.results.surrogates[key].evaluate_s = time.perf_counter() - t0
-        convergence = evaluate_convergence(protected)
-        doc.results.surrogates[key].convergence = convergence
-        warning = unconverged_warning(key, convergence)
-        if warning:
-            doc.warnings.append(warning)
-            log(f"warning: {warning}")
+    executor = get_executor(config.executor, config.ray_address, config.device)
+    stage = _Stage(
+        config=config,
+        models=models,
+        targets=targets,
+        protector=protector,
+        protector_name=protector_entry.name,
+        attacks=attack_entries,
+        processings=processings,
+        adversaries=adversary_entries,
+        device=device,
+        executor=executor,
+        log=log,
+    )
+    try:
+        for members in surrogate_sets:
+            _protect_and_evaluate(stage, doc, members, data)
+    finally:
+        executor.close()
 
     # Write and render.
     doc.timings["total_s"] = time.perf_counter() - t_start
@@ -218,6 +167,109 @@ def run(
     render_report(doc, out / "report.html")
     log(f"wrote {out / 'results.json'} and {out / 'report.html'}")
     return doc
+
+
+@dataclasses.dataclass
+class _Stage:
+    """What every surrogate set is protected and evaluated with."""
+
+    config: RunConfig
+    models: dict
+    targets: Targets
+    protector: Any
+    protector_name: str
+    attacks: list
+    processings: list
+    adversaries: list
+    device: torch.device
+    executor: Executor
+    log: Log
+
+
+def _protect_and_evaluate(stage: _Stage, doc: ResultsDocument, members: list[str], data: EvalData):
+    """One surrogate set: protect, evaluate, record into ``doc``."""
+    config, targets, log = stage.config, stage.targets, stage.log
+    key = "+".join(members)
+    # Protect.
+    log(f"crafting with surrogate {key} ({stage.protector_name}, {stage.executor.name} executor)")
+    t0 = time.perf_counter()
+    protected, failures = craft_and_protect(
+        stage.protector,
+        [stage.models[n] for n in members],
+        data,
+        device=stage.device,
+        seed=config.seed,
+        veil_dir=Path(config.out) / "veils" / key,
+        progress=config.progress,
+        executor=stage.executor,
+    )
+    elapsed = time.perf_counter() - t0
+    for identity, reason in failures.items():
+        log(f"could not craft {identity!r} with {key}: {reason}")
+        doc.problems.append(
+            {"identity": identity, "stage": "craft", "surrogates": key, "reason": reason}
+        )
+    if failures:  # evaluate the identities that were protected
+        data = dataclasses.replace(data, probes=[p for p in data.probes if p.identity in protected])
+    if not data.probes:
+        raise DataError(
+            f"no identity could be crafted with surrogate {key}: " + next(iter(failures.values()))
+        )
+    n_images = sum(len(p.craft) for p in data.probes)
+    # Evaluate and record.
+    t0 = time.perf_counter()
+    subset, max_images = config.robustness_on, config.max_attack_images
+    record = SurrogateResults(
+        surrogates=members,
+        msr=evaluate_msr(targets, data, protected),
+        image_metrics=evaluate_images(data, protected, stage.device),
+        robustness=evaluate_robustness(
+            targets,
+            data,
+            protected,
+            stage.attacks,
+            sweeps=config.attack_sweeps,
+            subset=subset,
+            max_images=max_images,
+        ),
+        impersonation=evaluate_impersonation(targets, data, protected, stage.protector),
+        perception=evaluate_perception(
+            targets, data, protected, stage.processings, subset=subset, max_images=max_images
+        ),
+        samples=shareable_samples(data.probes, protected, secrets=config.secret_samples)
+        if config.samples
+        else {},
+        craft_timing=CraftTiming(
+            total=elapsed,
+            per_veil=elapsed / max(1, len(data.probes)),
+            per_image=elapsed / max(1, n_images),
+            veils=len(data.probes),
+        ),
+    )
+    doc.results.surrogates[key] = record
+    if stage.adversaries:
+        # The attacker's own models: those that did not craft these veils (black-box).
+        attacker = [m for n, m in stage.models.items() if n not in members] or [
+            stage.models[members[0]]
+        ]
+        public = public_knowledge(
+            data, stage.protector, attacker, device=stage.device, seed=config.seed, log=log
+        )
+        record.adversaries, record.adversary_samples = evaluate_adversaries(
+            targets,
+            data,
+            protected,
+            stage.adversaries,
+            public,
+            ks=config.adversary_ks(),
+            samples=config.samples,
+            sample_secrets=config.secret_samples,
+        )
+    record.evaluate_s = time.perf_counter() - t0
+    record.convergence = evaluate_convergence(protected)
+    if warning := unconverged_warning(key, record.convergence):
+        doc.warnings.append(warning)
+        log(f"warning: {warning}")
 
 
 def _surrogate_sets(config: RunConfig, plugins, models: dict) -> list[list[str]]:

@@ -9,6 +9,7 @@ from typing import Any
 import torch
 
 from veilbench.data.faces import EvalData
+from veilbench.executors import Executor, LocalExecutor
 from veilbench.models.base import FaceModel
 from veilbench.protectors.contract import traits
 
@@ -40,8 +41,13 @@ def craft_and_protect(
     seed: int,
     veil_dir: Path,
     progress: bool = False,
-) -> dict[str, ProtectedFaces]:
-    """Craft every probe's veil (finished veils in ``veil_dir`` are reused) and apply it."""
+    executor: Executor | None = None,
+) -> tuple[dict[str, ProtectedFaces], dict[str, str]]:
+    """Craft every probe's veil (finished veils in ``veil_dir`` are reused) and apply it.
+
+    Returns the protected photos of every identity that could be crafted and, by identity,
+    why the others could not (see :class:`~veilbench.executors.CraftOutcome`).
+    """
     declared = traits(protector)
     per_image, recoverable = declared.per_image, declared.recoverable
     inputs = {}
@@ -50,11 +56,20 @@ def craft_and_protect(
         if per_image:  # one perturbation per photo: the held-out photos need crafting too
             images = torch.cat([images, p.held_out.tensor()])
         inputs[p.identity] = images
-    veils = protector.craft(
-        inputs, surrogates, device=device, seed=seed, out_dir=veil_dir, progress=progress
+    outcome = (executor or LocalExecutor()).craft(
+        protector,
+        surrogates,
+        inputs,
+        device=device,
+        seed=seed,
+        veil_dir=veil_dir,
+        progress=progress,
     )
+    veils = outcome.veils
     protected = {}
     for p in data.probes:
+        if p.identity not in veils:
+            continue
         veil = veils[p.identity]
         n = len(p.craft)
         if per_image:
@@ -68,4 +83,4 @@ def craft_and_protect(
         protected[p.identity] = ProtectedFaces(
             craft, held, None if recovered is None else quantise(recovered), veil
         )
-    return protected
+    return protected, outcome.failures
