@@ -165,6 +165,7 @@ class RayExecutor:
         finally:
             bar.close()
         outcome.veils = {n: outcome.veils[n] for n in names if n in outcome.veils}
+        outcome.failures = {n: outcome.failures[n] for n in names if n in outcome.failures}
         return outcome
 
     def map(self, fn: Callable[[Any, T], R], items: Iterable[T], shared: Any = None) -> list[R]:
