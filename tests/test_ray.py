@@ -171,3 +171,38 @@ def test_missing_ray_is_one_clear_error(monkeypatch):
     monkeypatch.delitem(sys.modules, "veilbench.executors.ray", raising=False)
     with pytest.raises(ConfigError, match=r"pip install 'veilbench\[ray\]'"):
         get_executor("ray")
+
+
+TINY = [
+    "run",
+    "--models",
+    "tiny_random_a,tiny_random_b",
+    "--dataset",
+    "synthetic",
+    "--identities",
+    "2",
+    "--max-distractors",
+    "20",
+    "--attacks",
+    "gaussian",
+    "--param",
+    "iterations=2",
+    "--quiet",
+]
+
+
+def test_evaluation_shards_match_local(cluster, tiny_plugins, tmp_path, monkeypatch):
+    """RANDOM-WEIGHT models (plumbing): sharded gallery embedding and per-target evaluation
+    give the local executor's numbers, and the workers fill the driver's embedding cache."""
+    docs = {}
+    for executor in ("local", "ray"):
+        monkeypatch.setenv("VEILBENCH_CACHE", str(tmp_path / f"cache-{executor}"))
+        run_cli([*TINY, "--executor", executor, "--out", str(tmp_path / executor)])
+        docs[executor] = read_results(tmp_path / executor / "results.json")
+    local, remote = docs["local"], docs["ray"]
+    computed = remote.timings["gallery_embeddings_computed"]
+    assert computed == local.timings["gallery_embeddings_computed"] and min(computed.values()) > 0
+    assert local.results.clean == remote.results.clean
+    for key, s in local.results.surrogates.items():
+        t = remote.results.surrogates[key]
+        assert (t.msr, t.robustness, t.impersonation) == (s.msr, s.robustness, s.impersonation)

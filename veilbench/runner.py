@@ -32,9 +32,7 @@ from veilbench.evaluation.protected import (
     clean_rank1,
     evaluate_clean,
     evaluate_images,
-    evaluate_impersonation,
-    evaluate_msr,
-    evaluate_robustness,
+    evaluate_targets,
 )
 from veilbench.evaluation.samples import SECRETS_WARNING, shareable_samples
 from veilbench.executors import Executor, get_executor
@@ -110,26 +108,32 @@ def run(
         log(f"skipped model {s['model']}: {s['reason']}")
     surrogate_sets = _surrogate_sets(config, plugins, models)
 
-    # Prepare.
-    data = prepare_data(resolved.dataset, config.protocol, space, progress=config.progress, log=log)
-    doc.dataset = {
-        **resolved.dataset.to_dict(),
-        "root": portable_path(resolved.dataset.root),
-        "fingerprint": data.fingerprint(),
-    }
-    doc.split = data.split.to_dict()
-    doc.problems = data.problems + data.split.skipped_identities
-    doc.timings["prepare_s"] = time.perf_counter() - t0
-    log(f"{len(data.probes)} probe identities, gallery of {len(data.gallery)} photos")
-
-    t0 = time.perf_counter()
-    targets = evaluate_clean(models, data, batch_size=config.batch_size, device=device, log=log)
-    doc.timings["clean_embedding_s"] = time.perf_counter() - t0
-    doc.timings["gallery_embeddings_computed"] = {n: s.embedded for n, s in targets.states.items()}
-    doc.results.clean = clean_rank1(targets, data)
-
     executor = get_executor(config.executor, config.ray_address, config.device)
     try:
+        # Prepare.
+        data = prepare_data(
+            resolved.dataset, config.protocol, space, progress=config.progress, log=log
+        )
+        doc.dataset = {
+            **resolved.dataset.to_dict(),
+            "root": portable_path(resolved.dataset.root),
+            "fingerprint": data.fingerprint(),
+        }
+        doc.split = data.split.to_dict()
+        doc.problems = data.problems + data.split.skipped_identities
+        doc.timings["prepare_s"] = time.perf_counter() - t0
+        log(f"{len(data.probes)} probe identities, gallery of {len(data.gallery)} photos")
+
+        t0 = time.perf_counter()
+        targets = evaluate_clean(
+            models, data, batch_size=config.batch_size, device=device, log=log, executor=executor
+        )
+        doc.timings["clean_embedding_s"] = time.perf_counter() - t0
+        doc.timings["gallery_embeddings_computed"] = {
+            n: s.embedded for n, s in targets.states.items()
+        }
+        doc.results.clean = clean_rank1(targets, data)
+
         for members in surrogate_sets:
             _protect_and_evaluate(
                 config,
@@ -145,6 +149,7 @@ def run(
                 executor,
                 log,
             )
+
     finally:
         executor.close()
 
@@ -200,22 +205,25 @@ def _protect_and_evaluate(
             f"no identity could be crafted with surrogate {key}: " + next(iter(failures.values()))
         )
     n_images = sum(len(p.craft) for p in data.probes)
-    # Evaluate and record.
+    # Evaluate (one target per executor task) and record.
     t0 = time.perf_counter()
+    msr_table, robustness, impersonation = evaluate_targets(
+        targets,
+        data,
+        protected,
+        attack_entries,
+        protector,
+        sweeps=config.attack_sweeps,
+        subset=config.robustness_on,
+        max_images=config.max_attack_images,
+        executor=executor,
+    )
     doc.results.surrogates[key] = SurrogateResults(
         surrogates=members,
-        msr=evaluate_msr(targets, data, protected),
+        msr=msr_table,
         image_metrics=evaluate_images(data, protected, device),
-        robustness=evaluate_robustness(
-            targets,
-            data,
-            protected,
-            attack_entries,
-            sweeps=config.attack_sweeps,
-            subset=config.robustness_on,
-            max_images=config.max_attack_images,
-        ),
-        impersonation=evaluate_impersonation(targets, data, protected, protector),
+        robustness=robustness,
+        impersonation=impersonation,
         samples=shareable_samples(data.probes, protected, secrets=config.secret_samples)
         if config.samples
         else {},

@@ -28,6 +28,8 @@ class Executor(Protocol):
     """Runs a run's independent work. ``local`` and ``ray`` give the same results."""
 
     name: str
+    #: Tasks that run at once (1 for the local executor): how many shards to cut work into.
+    slots: int
 
     def craft(
         self,

@@ -22,6 +22,7 @@ IDENTITY_FAILURES = (DataError, NumericalError)
 
 class LocalExecutor:
     name = "local"
+    slots = 1
 
     def craft(
         self,

@@ -108,6 +108,10 @@ class RayExecutor:
         self._craft = ray.remote(_craft_task)
         self._call = ray.remote(_call)
 
+    @property
+    def slots(self) -> int:
+        return self._resources()[2]
+
     def _resources(self) -> tuple[dict[str, float], str, int]:
         """Per-task resources, the device a task uses and how many tasks run at once."""
         total = ray.cluster_resources()
@@ -170,7 +174,7 @@ class RayExecutor:
 
     def map(self, fn: Callable[[Any, T], R], items: Iterable[T], shared: Any = None) -> list[R]:
         ref = ray.put(shared)
-        task = self._call.options(num_cpus=1, max_retries=MAX_RETRIES)
+        task = self._call.options(max_retries=MAX_RETRIES, **self._resources()[0])
         return ray.get([task.remote(fn, ref, item) for item in items])
 
     def close(self) -> None:
