@@ -206,3 +206,28 @@ def test_evaluation_shards_match_local(cluster, tiny_plugins, tmp_path, monkeypa
     for key, s in local.results.surrogates.items():
         t = remote.results.surrogates[key]
         assert (t.msr, t.robustness, t.impersonation) == (s.msr, s.robustness, s.impersonation)
+
+
+def test_protect_with_ray_data_writes_what_local_writes(cluster, lfw_dev, tmp_path):
+    """Real photos, a random veil (the blend algebra does not depend on what a veil fools)."""
+    import shutil
+
+    from tests.test_workflow import random_veil
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for p in sorted((lfw_dev / "Aaron_Peirsol").glob("*.jpg"))[:4]:
+        shutil.copy(p, folder / p.name)
+    (folder / "broken.jpg").write_bytes(b"not a photo")
+    veil = random_veil(tmp_path / "v.veil", 0)
+    outputs = {}
+    for executor in ("local", "ray"):
+        out = tmp_path / f"out-{executor}"
+        result = CliRunner().invoke(
+            build_cli(),
+            ["protect", "--veil", str(veil), str(folder), "-o", str(out), "--executor", executor],
+        )
+        assert result.exit_code == 1, result.output  # one photo skipped, the rest protected
+        assert "broken.jpg" in result.output and "protected 4 of 5" in result.output
+        outputs[executor] = {p.name: p.read_bytes() for p in sorted(out.iterdir())}
+    assert len(outputs["ray"]) == 4 and outputs["ray"] == outputs["local"]

@@ -49,6 +49,12 @@ class Executor(Protocol):
         """``[fn(shared, item) for item in items]``, possibly in parallel; order kept."""
         ...
 
+    def map_batches(
+        self, fn: Callable[[Any, list[T]], R], items: list[T], shared: Any, batch_size: int
+    ) -> list[R]:
+        """``fn(shared, batch)`` over batches of ``items`` (a stream: Ray Data on Ray)."""
+        ...
+
     def close(self) -> None: ...
 
 

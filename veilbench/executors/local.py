@@ -47,5 +47,10 @@ class LocalExecutor:
     def map(self, fn: Callable[[Any, T], R], items: Iterable[T], shared: Any = None) -> list[R]:
         return [fn(shared, item) for item in items]
 
+    def map_batches(
+        self, fn: Callable[[Any, list[T]], R], items: list[T], shared: Any, batch_size: int
+    ) -> list[R]:
+        return [fn(shared, list(items))]  # one batch: the function parallelises its own I/O
+
     def close(self) -> None:
         pass
