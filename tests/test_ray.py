@@ -231,3 +231,15 @@ def test_protect_with_ray_data_writes_what_local_writes(cluster, lfw_dev, tmp_pa
         assert "broken.jpg" in result.output and "protected 4 of 5" in result.output
         outputs[executor] = {p.name: p.read_bytes() for p in sorted(out.iterdir())}
     assert len(outputs["ray"]) == 4 and outputs["ray"] == outputs["local"]
+
+
+def test_executor_setting_is_checked(tmp_path):
+    from veilbench.config import build_config, load_config
+    from veilbench.errors import ConfigError
+
+    config_file = tmp_path / "veilbench.toml"
+    config_file.write_text('[run]\nexecutor = "ray"\nray_address = "auto"\n')
+    config = build_config(load_config(config_file), {})
+    assert (config.executor, config.ray_address) == ("ray", "auto")
+    with pytest.raises(ConfigError, match="executor must be local or ray"):
+        build_config({}, {"executor": "dask"})
