@@ -181,11 +181,13 @@ class RayExecutor:
         self, fn: Callable[[Any, list[T]], R], items: list[T], shared: Any, batch_size: int
     ) -> list[R]:
         """Ray Data: the items stream through ``fn`` in batches on every node, results kept."""
+        import logging
         import pickle
 
         import ray.data
 
         ray.data.DataContext.get_current().enable_progress_bars = False
+        logging.getLogger("ray.data").setLevel(logging.ERROR)  # its INFO lines would drown ours
 
         shared_ref = ray.put(shared)  # once, not inside every task's closure
 
