@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 import os
 import sys
@@ -136,7 +137,7 @@ class RayExecutor:
         batch = int(getattr(getattr(protector, "config", None), "batch_size", 8) or 8)
         # Two chunks per slot at least, so a slow or lost chunk does not leave workers idle.
         size = max(1, min(batch, math.ceil(len(names) / (2 * slots))))
-        box = [ray.put([m.to("cpu") for m in surrogates])]
+        box = [ray.put([_on_cpu(m) for m in surrogates])]
         task = self._craft.options(max_retries=MAX_RETRIES, **resources)
         where = None if veil_dir is None else str(veil_dir)
 
@@ -204,6 +205,14 @@ class RayExecutor:
         if self.started:
             ray.shutdown()
             self.started = False
+
+
+def _on_cpu(model: FaceModel) -> FaceModel:
+    """``model`` on the CPU for the object store; a copy when it is elsewhere, since the driver
+    keeps using its own on its device."""
+    if all(t.device.type == "cpu" for t in model.state_dict().values()):
+        return model
+    return copy.deepcopy(model).to("cpu")
 
 
 def _bar(total: int, desc: str, enable: bool) -> Any:
