@@ -216,6 +216,9 @@ def _print_summary(doc) -> None:
         click.echo(f"skipped {p['file']}: {p.get('reason', '')}", err=True)
     if len(problems) > 20:
         click.echo(f"... and {len(problems) - 20} more (results.json: problems)", err=True)
+    for p in doc.problems:
+        if isinstance(p, dict) and p.get("stage") == "craft":
+            click.echo(f"not crafted {p['identity']} ({p['surrogates']}): {p['reason']}", err=True)
     click.echo("MSR (rows: surrogate; columns: target, * = white-box; held-out photos)")
     for key, s in doc.results.surrogates.items():
         cells = "  ".join(

@@ -36,9 +36,7 @@ from veilbench.evaluation.protected import (
     evaluate_clean,
     evaluate_convergence,
     evaluate_images,
-    evaluate_impersonation,
-    evaluate_msr,
-    evaluate_robustness,
+    evaluate_targets,
     unconverged_warning,
 )
 from veilbench.evaluation.samples import SECRETS_WARNING, shareable_samples
@@ -121,39 +119,45 @@ def run(
         log(f"skipped model {s['model']}: {s['reason']}")
     surrogate_sets = _surrogate_sets(config, plugins, models)
 
-    # Prepare.
-    data = prepare_data(resolved.dataset, config.protocol, space, progress=config.progress, log=log)
-    doc.dataset = {
-        **resolved.dataset.to_dict(),
-        "root": portable_path(resolved.dataset.root),
-        "fingerprint": data.fingerprint(),
-    }
-    doc.split = data.split.to_dict()
-    doc.problems = data.problems + data.split.skipped_identities
-    doc.timings["prepare_s"] = time.perf_counter() - t0
-    log(f"{len(data.probes)} probe identities, gallery of {len(data.gallery)} photos")
-
-    t0 = time.perf_counter()
-    targets = evaluate_clean(models, data, batch_size=config.batch_size, device=device, log=log)
-    doc.timings["clean_embedding_s"] = time.perf_counter() - t0
-    doc.timings["gallery_embeddings_computed"] = {n: s.embedded for n, s in targets.states.items()}
-    doc.results.clean = clean_rank1(targets, data)
-
     executor = get_executor(config.executor, config.ray_address, config.device)
-    stage = _Stage(
-        config=config,
-        models=models,
-        targets=targets,
-        protector=protector,
-        protector_name=protector_entry.name,
-        attacks=attack_entries,
-        processings=processings,
-        adversaries=adversary_entries,
-        device=device,
-        executor=executor,
-        log=log,
-    )
     try:
+        # Prepare.
+        data = prepare_data(
+            resolved.dataset, config.protocol, space, progress=config.progress, log=log
+        )
+        doc.dataset = {
+            **resolved.dataset.to_dict(),
+            "root": portable_path(resolved.dataset.root),
+            "fingerprint": data.fingerprint(),
+        }
+        doc.split = data.split.to_dict()
+        doc.problems = data.problems + data.split.skipped_identities
+        doc.timings["prepare_s"] = time.perf_counter() - t0
+        log(f"{len(data.probes)} probe identities, gallery of {len(data.gallery)} photos")
+
+        t0 = time.perf_counter()
+        targets = evaluate_clean(
+            models, data, batch_size=config.batch_size, device=device, log=log, executor=executor
+        )
+        doc.timings["clean_embedding_s"] = time.perf_counter() - t0
+        doc.timings["gallery_embeddings_computed"] = {
+            n: s.embedded for n, s in targets.states.items()
+        }
+        doc.results.clean = clean_rank1(targets, data)
+
+        stage = _Stage(
+            config=config,
+            models=models,
+            targets=targets,
+            protector=protector,
+            protector_name=protector_entry.name,
+            attacks=attack_entries,
+            processings=processings,
+            adversaries=adversary_entries,
+            device=device,
+            executor=executor,
+            log=log,
+        )
         for members in surrogate_sets:
             _protect_and_evaluate(stage, doc, members, data)
     finally:
@@ -216,23 +220,26 @@ def _protect_and_evaluate(stage: _Stage, doc: ResultsDocument, members: list[str
             f"no identity could be crafted with surrogate {key}: " + next(iter(failures.values()))
         )
     n_images = sum(len(p.craft) for p in data.probes)
-    # Evaluate and record.
+    # Evaluate (one target per executor task) and record.
     t0 = time.perf_counter()
     subset, max_images = config.robustness_on, config.max_attack_images
+    msr_table, robustness, impersonation = evaluate_targets(
+        targets,
+        data,
+        protected,
+        stage.attacks,
+        stage.protector,
+        sweeps=config.attack_sweeps,
+        subset=subset,
+        max_images=max_images,
+        executor=stage.executor,
+    )
     record = SurrogateResults(
         surrogates=members,
-        msr=evaluate_msr(targets, data, protected),
+        msr=msr_table,
         image_metrics=evaluate_images(data, protected, stage.device),
-        robustness=evaluate_robustness(
-            targets,
-            data,
-            protected,
-            stage.attacks,
-            sweeps=config.attack_sweeps,
-            subset=subset,
-            max_images=max_images,
-        ),
-        impersonation=evaluate_impersonation(targets, data, protected, stage.protector),
+        robustness=robustness,
+        impersonation=impersonation,
         perception=evaluate_perception(
             targets, data, protected, stage.processings, subset=subset, max_images=max_images
         ),

@@ -24,7 +24,9 @@ import secrets
 import sys
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import click
 import numpy as np
@@ -412,8 +414,28 @@ def craft_command(
 )
 @click.option("--quality", default=95, show_default=True, help="JPEG quality.")
 @click.option("--force", is_flag=True, help="Replace existing files in OUTPUT (never an input).")
+@click.option(
+    "--executor",
+    default="local",
+    show_default=True,
+    type=click.Choice(["local", "ray"]),
+    help="ray: read, blend and write in batches with Ray Data across a cluster "
+    "(OUTPUT on a filesystem every node sees).",
+)
+@click.option("--ray-address", default=None, help="Ray cluster to join [this machine's].")
 @passphrase_file_option
-def protect_command(veil_file, images, output, alignment, fmt, quality, force, passphrase_file):
+def protect_command(
+    veil_file,
+    images,
+    output,
+    alignment,
+    fmt,
+    quality,
+    force,
+    executor,
+    ray_address,
+    passphrase_file,
+):
     """Apply a veil to any number of the person's photos (no FR model needed).
 
     Each PNG carries a per-photo veil fingerprint (a text chunk) that only the veil's holder
@@ -430,15 +452,49 @@ def protect_command(veil_file, images, output, alignment, fmt, quality, force, p
             err=True,
         )
     space = FaceSpace(margin=0, template_size=veil.size) if alignment == "none" else _space(veil)
-    paths, crops, problems = canonical_crops(all_paths, space, alignment)
-    _report(problems)
-    protected = _to_uint8(apply_veil(veil, _to_tensor(crops)))
+    job = ProtectJob(veil, space, alignment, targets, fmt, quality, force)
+    from veilbench.executors import get_executor
+
+    runner = get_executor(executor, ray_address, "cpu")
+    try:
+        parts = runner.map_batches(protect_files, all_paths, shared=job, batch_size=PROTECT_BATCH)
+    finally:
+        runner.close()
+    _report([p for _, problems in parts for p in problems])
+    _finish("protected", sum(n for n, _ in parts), len(all_paths), output)
+
+
+#: Photos per Ray Data batch for ``protect --executor ray``: big enough that a batch's
+#: scheduling cost is small next to decoding, aligning and encoding it.
+PROTECT_BATCH = 64
+
+
+@dataclass
+class ProtectJob:
+    """What protecting any batch of photos needs: the veil, the crop space, output names."""
+
+    veil: Any
+    space: FaceSpace
+    alignment: str
+    targets: dict[Path, Path]
+    fmt: str
+    quality: int
+    force: bool
+
+
+def protect_files(job: ProtectJob, paths: Sequence[Path]) -> tuple[int, list[dict]]:
+    """Read, blend and write one batch of photos; photos written and problems of the rest."""
+    kept, crops, problems = canonical_crops(paths, job.space, job.alignment)
+    if not kept:
+        return 0, problems
+    protected = _to_uint8(apply_veil(job.veil, _to_tensor(crops)))
+    names = [job.targets[p] for p in kept]
 
     def fingerprint() -> dict[str, str]:  # a fresh salt per photo: tags do not link photos
-        return {PNG_KEY: photo_tag(veil.veil)}
+        return {PNG_KEY: photo_tag(job.veil.veil)}
 
-    written = write_images([targets[p] for p in paths], protected, fmt, quality, force, fingerprint)
-    _finish("protected", len(written), len(all_paths), output)
+    written = write_images(names, protected, job.fmt, job.quality, job.force, fingerprint)
+    return len(written), problems
 
 
 @click.command("recover")

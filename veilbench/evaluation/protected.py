@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,6 +19,7 @@ import torch
 
 from veilbench.data.faces import EvalData
 from veilbench.evaluation.identification import EmbeddingCache, Gallery, embed, msr, rank1
+from veilbench.executors import Executor, LocalExecutor
 from veilbench.models.base import FaceModel
 from veilbench.protectors.apply import ProtectedFaces, quantise
 from veilbench.protectors.contract import traits
@@ -32,6 +34,7 @@ from veilbench.results import (
     SurrogateFit,
 )
 from veilbench.veilfile import Veil, convergence_of
+from veilbench.weights import cache_dir
 
 Protected = dict[str, ProtectedFaces]
 
@@ -67,6 +70,22 @@ class Targets:
     def clean(self, target: str, identity: str, subset: str) -> np.ndarray:
         return self.states[target].clean_top1[identity][subset]
 
+    def only(self, target: str) -> Targets:
+        """This target alone (what one parallel evaluation task needs)."""
+        return Targets(
+            {target: self.models[target]},
+            {target: self.states[target]},
+            self.batch_size,
+            self.device,
+        )
+
+
+def _embed_shard(shared: tuple[FaceModel, Path, dict], shard: tuple[list[str], Any]) -> int:
+    """Embed one shard of gallery photos into the on-disk cache; how many were computed."""
+    model, root, kw = shared
+    keys, crops = shard
+    return EmbeddingCache(model, root).get_or_compute(model, keys, crops, **kw)[1]
+
 
 def evaluate_clean(
     models: dict[str, FaceModel],
@@ -75,14 +94,34 @@ def evaluate_clean(
     batch_size: int,
     device: torch.device,
     log: Callable[[str], None] = lambda message: None,
+    executor: Executor | None = None,
 ) -> Targets:
-    """Embed every gallery (cached by content hash) and the clean probe photos."""
+    """Embed every gallery (cached by content hash) and the clean probe photos.
+
+    The gallery photos missing from the cache are split into one shard per executor slot;
+    each shard writes its embeddings into the shared on-disk cache, read back here.
+    """
+    executor = executor or LocalExecutor()
     states = {}
     for name, model in models.items():
-        cache = EmbeddingCache(model)
         kw: dict[str, Any] = {"batch_size": batch_size, "device": device}
         t0 = time.perf_counter()
-        emb, computed = cache.get_or_compute(model, data.gallery.hashes, data.gallery.crops, **kw)
+        index = EmbeddingCache(model, cache_dir() / "embeddings").index
+        hashes = data.gallery.hashes
+        missing = np.array([i for i, k in enumerate(hashes) if k not in index], dtype=np.int64)
+        shards = [
+            ([hashes[i] for i in part], data.gallery.crops[part])
+            for part in np.array_split(missing, executor.slots)
+            if len(part)
+        ]
+        # The folder is named here, not found from each worker's environment: one cache for all.
+        root = cache_dir() / "embeddings"
+        computed = sum(executor.map(_embed_shard, shards, shared=(model, root, kw)))
+        cache = EmbeddingCache(model, root)  # now holding what every shard wrote
+        # Anything still missing (a worker whose cache folder this machine cannot see) is
+        # computed here and counted, so a cache that is not shared shows in the timings.
+        emb, again = cache.get_or_compute(model, hashes, data.gallery.crops, **kw)
+        computed += again
         log(
             f"gallery embeddings for {name}: {len(emb)} ({computed} computed, "
             f"{len(emb) - computed} cached) in {time.perf_counter() - t0:.1f}s"
@@ -163,6 +202,50 @@ def evaluate_images(data: EvalData, protected: Protected, device: torch.device) 
         if any(r is None for r in recovered)
         else image_quality(originals, torch.cat(recovered), device),
     )
+
+
+def _evaluate_target(shared: tuple, target: str) -> tuple[dict, dict, dict]:
+    """MSR, robustness and impersonation of one target (one parallel evaluation task)."""
+    targets, data, protected, attacks, sweeps, subset, max_images, protector = shared
+    one = targets.only(target)
+    return (
+        evaluate_msr(one, data, protected),
+        evaluate_robustness(
+            one, data, protected, attacks, sweeps=sweeps, subset=subset, max_images=max_images
+        ),
+        evaluate_impersonation(one, data, protected, protector),
+    )
+
+
+def evaluate_targets(
+    targets: Targets,
+    data: EvalData,
+    protected: Protected,
+    attacks: list[Entry],
+    protector: Any,
+    *,
+    sweeps: dict[str, list[float]],
+    subset: str = "held_out",
+    max_images: int | None = None,
+    executor: Executor | None = None,
+) -> tuple[dict, dict[str, RobustnessCurve], dict[str, float | None]]:
+    """MSR table, robustness curves and impersonation rates, one target per executor task."""
+    executor = executor or LocalExecutor()
+    shared = (targets, data, protected, attacks, sweeps, subset, max_images, protector)
+    parts = executor.map(_evaluate_target, list(targets.models), shared=shared)
+    table: dict = {}
+    curves: dict[str, RobustnessCurve] = {}
+    rates: dict[str, float | None] = {}
+    for part_msr, part_curves, part_rates in parts:
+        table.update(part_msr)
+        rates.update(part_rates)
+        for attack, curve in part_curves.items():
+            merged = curves.setdefault(
+                attack, RobustnessCurve(curve.parameter, curve.strengths, {}, {})
+            )
+            merged.protected.update(curve.protected)
+            merged.clean.update(curve.clean)
+    return table, curves, rates
 
 
 def evaluate_robustness(

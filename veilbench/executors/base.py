@@ -28,6 +28,8 @@ class Executor(Protocol):
     """Runs a run's independent work. ``local`` and ``ray`` give the same results."""
 
     name: str
+    #: Tasks that run at once (1 for the local executor): how many shards to cut work into.
+    slots: int
 
     def craft(
         self,
@@ -45,6 +47,12 @@ class Executor(Protocol):
 
     def map(self, fn: Callable[[Any, T], R], items: Iterable[T], shared: Any = None) -> list[R]:
         """``[fn(shared, item) for item in items]``, possibly in parallel; order kept."""
+        ...
+
+    def map_batches(
+        self, fn: Callable[[Any, list[T]], R], items: list[T], shared: Any, batch_size: int
+    ) -> list[R]:
+        """``fn(shared, batch)`` over batches of ``items`` (a stream: Ray Data on Ray)."""
         ...
 
     def close(self) -> None: ...

@@ -22,6 +22,7 @@ IDENTITY_FAILURES = (DataError, NumericalError)
 
 class LocalExecutor:
     name = "local"
+    slots = 1
 
     def craft(
         self,
@@ -45,6 +46,11 @@ class LocalExecutor:
 
     def map(self, fn: Callable[[Any, T], R], items: Iterable[T], shared: Any = None) -> list[R]:
         return [fn(shared, item) for item in items]
+
+    def map_batches(
+        self, fn: Callable[[Any, list[T]], R], items: list[T], shared: Any, batch_size: int
+    ) -> list[R]:
+        return [fn(shared, list(items))]  # one batch: the function parallelises its own I/O
 
     def close(self) -> None:
         pass

@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 import os
 import sys
@@ -108,6 +109,10 @@ class RayExecutor:
         self._craft = ray.remote(_craft_task)
         self._call = ray.remote(_call)
 
+    @property
+    def slots(self) -> int:
+        return self._resources()[2]
+
     def _resources(self) -> tuple[dict[str, float], str, int]:
         """Per-task resources, the device a task uses and how many tasks run at once."""
         total = ray.cluster_resources()
@@ -132,7 +137,7 @@ class RayExecutor:
         batch = int(getattr(getattr(protector, "config", None), "batch_size", 8) or 8)
         # Two chunks per slot at least, so a slow or lost chunk does not leave workers idle.
         size = max(1, min(batch, math.ceil(len(names) / (2 * slots))))
-        box = [ray.put([m.to("cpu") for m in surrogates])]
+        box = [ray.put([_on_cpu(m) for m in surrogates])]
         task = self._craft.options(max_retries=MAX_RETRIES, **resources)
         where = None if veil_dir is None else str(veil_dir)
 
@@ -165,17 +170,49 @@ class RayExecutor:
         finally:
             bar.close()
         outcome.veils = {n: outcome.veils[n] for n in names if n in outcome.veils}
+        outcome.failures = {n: outcome.failures[n] for n in names if n in outcome.failures}
         return outcome
 
     def map(self, fn: Callable[[Any, T], R], items: Iterable[T], shared: Any = None) -> list[R]:
         ref = ray.put(shared)
-        task = self._call.options(num_cpus=1, max_retries=MAX_RETRIES)
+        task = self._call.options(max_retries=MAX_RETRIES, **self._resources()[0])
         return ray.get([task.remote(fn, ref, item) for item in items])
+
+    def map_batches(
+        self, fn: Callable[[Any, list[T]], R], items: list[T], shared: Any, batch_size: int
+    ) -> list[R]:
+        """Ray Data: the items stream through ``fn`` in batches on every node, results kept."""
+        import logging
+        import pickle
+
+        import ray.data
+
+        ray.data.DataContext.get_current().enable_progress_bars = False
+        logging.getLogger("ray.data").setLevel(logging.ERROR)  # its INFO lines would drown ours
+
+        shared_ref = ray.put(shared)  # once, not inside every task's closure
+
+        def batch(rows: dict[str, Any]) -> dict[str, Any]:
+            result = fn(ray.get(shared_ref), [pickle.loads(b) for b in rows["item"]])
+            return {"result": [pickle.dumps(result)]}
+
+        # Items travel pickled, so any picklable item (a Path) fits one Arrow column.
+        ds = ray.data.from_items([{"item": pickle.dumps(x)} for x in items])
+        out = ds.map_batches(batch, batch_size=batch_size, batch_format="numpy")
+        return [pickle.loads(row["result"]) for row in out.take_all()]
 
     def close(self) -> None:
         if self.started:
             ray.shutdown()
             self.started = False
+
+
+def _on_cpu(model: FaceModel) -> FaceModel:
+    """``model`` on the CPU for the object store; a copy when it is elsewhere, since the driver
+    keeps using its own on its device."""
+    if all(t.device.type == "cpu" for t in model.state_dict().values()):
+        return model
+    return copy.deepcopy(model).to("cpu")
 
 
 def _bar(total: int, desc: str, enable: bool) -> Any:
