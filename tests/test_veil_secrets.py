@@ -199,6 +199,7 @@ def test_encrypted_veil_protects_and_recovers_with_the_passphrase_from_env_or_fi
 
     pfile = tmp_path / "pass.txt"
     pfile.write_text(PASS + "\n")  # one trailing newline, as editors write it
+    pfile.chmod(0o600)
     rec = invoke(
         "recover", "--veil", veil, *protected, "-o", tmp_path / "r", "--passphrase-file", pfile
     )
@@ -210,10 +211,12 @@ def test_encrypted_veil_protects_and_recovers_with_the_passphrase_from_env_or_fi
     assert np.abs(got - want).max() <= 3
 
     pfile.write_text("not it\n")
+    pfile.chmod(0o644)
     wrong = invoke(
         "recover", "--veil", veil, *protected, "-o", tmp_path / "r2", "--passphrase-file", pfile
     )
     assert wrong.exit_code == 2 and "wrong passphrase" in wrong.output
+    assert "readable by others; chmod 600" in wrong.output
     assert "Traceback" not in wrong.output
 
 

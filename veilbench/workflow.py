@@ -78,7 +78,15 @@ def read_passphrase(
     """The passphrase from the file, else the environment, else (``prompt`` and a terminal)
     a hidden prompt; None when there is no source."""
     if passphrase_file:
-        lines = Path(passphrase_file).read_text(encoding="utf-8").splitlines()
+        path = Path(passphrase_file)
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as exc:  # the message never quotes the content
+            raise ConfigError(
+                f"--passphrase-file {path} cannot be read as UTF-8 text ({type(exc).__name__})"
+            ) from None
+        if path.stat().st_mode & 0o077:
+            click.echo(f"warning: {path} is readable by others; chmod 600 {path}", err=True)
         return passphrase_bytes(lines[0] if lines else "")
     env = os.environ.get(PASSPHRASE_ENV)
     if env is not None:
