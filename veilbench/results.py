@@ -159,6 +159,9 @@ class PrivacyRates:
     attacker_msr: float | None
     attacker_rank1: float | None
     attacker_models: list[str]
+    #: Veils of this set that missed their white-box criteria: when > 0, ``service_*`` partly
+    #: measures the optimiser stopping short, not the protection (see ``convergence``).
+    unconverged_veils: int = 0
 
 
 @dataclass
@@ -195,6 +198,7 @@ class Results:
                     attacker_msr=_mean(c.msr for c in black),
                     attacker_rank1=_mean(c.rank1_protected for c in black),
                     attacker_models=sorted(t for t in s.msr if not s.white_box(t)),
+                    unconverged_veils=len(s.unconverged()),
                 )
         return summary
 
