@@ -175,6 +175,9 @@ def test_avih_crafts_one_perturbation_per_photo_and_none_is_the_identity():
     veil = avih.craft({"cy": IDS["cy"]}, [model], progress=False)["cy"]
     assert veil.per_image and veil.veil.shape == (4, 3, S, S)
     assert len(veil.stats["per_image"]) == 4
+    merged, parts = veil.stats["convergence"], [p["convergence"] for p in veil.stats["per_image"]]
+    assert merged["converged"] == all(p["converged"] for p in parts)
+    assert merged["iterations"] == max(p["iterations"] for p in parts)
     assert avih.apply(veil, IDS["cy"]).shape == IDS["cy"].shape
     with pytest.raises(VeilFileError):
         avih.apply(veil, IDS["bob"])

@@ -213,7 +213,8 @@ def test_unconverged_veils_are_reported_apart_from_privacy(tiny_plugins, tmp_pat
 
     out = tmp_path / "run"
     args = [*ARGS[:2], "tiny_random_a", *ARGS[3:], "--protector", "veil", "--out", str(out)]
-    run_cli([*args, "--param", "iterations=2", "--param", "stop_rms=1000"])
+    result = run_cli([*args, "--param", "iterations=2", "--param", "stop_rms=1000"])
+    assert "(2/2 veils UNCONVERGED)" in result.output  # the console summary
     validate(json.loads((out / "results.json").read_text()))
     doc = read_results(out / "results.json")
     s = doc.results.surrogates["tiny_random_a"]
@@ -223,6 +224,7 @@ def test_unconverged_veils_are_reported_apart_from_privacy(tiny_plugins, tmp_pat
         (fit,) = record.surrogates.values()  # keyed by the model's own name
         assert fit.threshold is not None and fit.matched is not None
     assert any("did not converge" in w for w in doc.warnings)
+    assert doc.results.privacy()["tiny_random_a"]["held_out"].unconverged_veils == 2
     metric = {m.id: m for m in doc.metrics()}["unconverged/tiny_random_a"]
     assert metric.value == 2.0 and METRICS["unconverged"].direction == "lower"
     view = build_view(doc)

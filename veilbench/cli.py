@@ -225,7 +225,10 @@ def _print_summary(doc) -> None:
             f"{t}{'*' if s.white_box(t) else ''}={_num(c['held_out'].msr)}"
             for t, c in s.msr.items()
         )
-        click.echo(f"  {key:<24} {cells}")
+        missed = s.unconverged()
+        # A white-box figure from unconverged veils is the optimiser's, not a privacy result.
+        flag = f"  ({len(missed)}/{len(s.convergence)} veils UNCONVERGED)" if missed else ""
+        click.echo(f"  {key:<24} {cells}{flag}")
     for key, rates in doc.results.privacy().items():
         r = rates["held_out"]
         click.echo(

@@ -250,6 +250,9 @@ class PrivacyRates:
     #: model), and which adversary at which k that was. None: no adversary ran.
     reconstruction_rank1: float | None = None
     best_adversary: str | None = None
+    #: Veils of this set that missed their white-box criteria: when > 0, ``service_*`` partly
+    #: measures the optimiser stopping short, not the protection (see ``convergence``).
+    unconverged_veils: int = 0
 
 
 @dataclass
@@ -291,6 +294,7 @@ class Results:
                     if best is None
                     else _mean(c.rank1 for t, c in best.reid.items() if not s.white_box(t)),
                     best_adversary=None if best is None else f"{best.adversary} k={best.k}",
+                    unconverged_veils=len(s.unconverged()),
                 )
         return summary
 
