@@ -471,3 +471,19 @@ def test_real_sface_veils_converge_early_and_match_their_identity(lfw_dev):
             protected = protector.apply(veils[name], x)
             cos = (model(protected) @ centroid).min()
             assert float(cos) == pytest.approx(fit["cosine_min"], abs=1e-3)
+
+
+def test_convergence_never_cuts_the_first_cycle_short():
+    """Criteria met at the first checkpoint must not stop a veil before ``min_iterations``
+    (default: one full cycle of ``iterations``); random-weight plumbing model."""
+    easy = {"stop_rms": 0.0, "match_level": 0.0, "hull_iters": 5, "check_every": 2}
+    for kwargs, floor in (({"iterations": 8}, 8), ({"iterations": 8, "min_iterations": 4}, 4)):
+        veil = VeilProtector(**easy, **kwargs).craft(
+            {"ann": IDS["ann"]}, [_tiny()], progress=False
+        )["ann"]
+        record = veil.stats["convergence"]
+        assert record["iterations"] >= floor, record
+        if record["converged"]:  # met early, stopped exactly at the floor
+            assert record["iterations"] == floor, record
+    with pytest.raises(ConfigError, match="min_iterations"):
+        VeilProtector(iterations=8, min_iterations=100)

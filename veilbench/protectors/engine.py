@@ -91,6 +91,11 @@ class CraftConfig:
     #: Cap on the steps of one unit with ``until="converged"`` (0: four ``iterations`` cycles).
     #: Past the first cycle the step schedule restarts at half the previous start each cycle.
     max_iterations: int = 0
+    #: With ``until="converged"``, no unit stops before this many steps (None: one full cycle,
+    #: ``iterations``): convergence extends the schedule, it never cuts it short. Stopped at
+    #: step 10, when the criteria already held against the identities crafted alongside,
+    #: FaceNet veils on lfw-dev kept only 0.80 / 0.70 white-box MSR against a 500-photo gallery.
+    min_iterations: int | None = None
     #: Where the per-surrogate match threshold sits between the clean nearest-other-identity
     #: cosine (0) and the identity's own clean cosine to its centroid (1).
     match_level: float = 0.5
@@ -148,6 +153,10 @@ class CraftConfig:
                 f"max_iterations must be 0 (four cycles) or >= iterations ({self.iterations}); "
                 f"got {self.max_iterations}"
             )
+        if self.min_iterations is not None and not 0 <= self.min_iterations <= self.cap:
+            raise ConfigError(
+                f"min_iterations must lie in [0, {self.cap}] (the cap); got {self.min_iterations}"
+            )
         if not 0 <= self.match_level <= 1:
             raise ConfigError(f"match_level must lie in [0, 1]; got {self.match_level}")
         if self.step_start <= 0 or self.step_end <= 0:
@@ -160,6 +169,11 @@ class CraftConfig:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+    @property
+    def first_check(self) -> int:
+        """The first step at which a converged unit may stop (``until="converged"``)."""
+        return self.iterations if self.min_iterations is None else self.min_iterations
 
     @property
     def cap(self) -> int:
@@ -588,7 +602,12 @@ def _craft_chunk(
         # A unit with a bad gradient takes no step from it, so no NaN enters later iterations;
         # the whole chunk raises at the next checkpoint or after the loop.
         grad = grad.masked_fill(~finite.view(-1, 1, 1, 1), 0.0)
-        if checking and t > 0 and t % cfg.check_every == 0:
+        if (
+            checking
+            and t > 0
+            and t % cfg.check_every == 0
+            and (t >= cfg.first_check or not converge)
+        ):
             _raise_if_nonfinite(first_bad, never, names)
             with torch.no_grad():
                 sel = layout.sel
