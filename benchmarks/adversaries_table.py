@@ -24,7 +24,8 @@ def main(paths: list[str]) -> None:
         doc = read_results(path)
         print(f"\n{path}: {len(doc.split.get('probes', []))} identities\n")
         print(
-            "| veils from | adversary | k | people | rank-1 per target | do nothing | SSIM | LPIPS | PSNR |"
+            "| veils from | adversary | k | people | rank-1 per target | do nothing | SSIM | "
+            "LPIPS | PSNR |"
         )
         print("|---|---|---|---|---|---|---|---|---|")
         for key, s in doc.results.surrogates.items():
