@@ -252,3 +252,18 @@ def test_keyed_shifts_stop_the_plain_average_adversary_but_not_adaptive_ones():
     # ... but not an attacker who knows the public shift range and searches it as well.
     assert errors["average_aligned", 4] < errors["average", 4] / 5, errors
     assert errors["known_pair_search", 4] < 3, errors
+
+
+def test_adversary_flags_are_checked_before_any_work():
+    from veilbench.config import build_config
+    from veilbench.errors import ConfigError
+    from veilbench.plugins import get_plugins
+    from veilbench.validation import validate_run
+
+    assert build_config({}, {"adversary_k": "10, 2,5"}).adversary_ks() == [2, 5, 10]
+    for bad in ("0", "two", ""):
+        with pytest.raises(ConfigError, match="adversary_k"):
+            build_config({}, {"adversary_k": bad})
+    with pytest.raises(ConfigError, match="did you mean average"):
+        validate_run(build_config({}, {"adversaries": "averag"}), get_plugins())
+    validate_run(build_config({}, {"adversaries": ""}), get_plugins())  # none: allowed
