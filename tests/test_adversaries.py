@@ -143,6 +143,7 @@ def test_inversion_trains_a_tiny_network_caches_it_and_reconstructs(tmp_path, mo
         models=[tiny_random_model(FaceSpace(32, 0))],
     )
     settings = {"veils": 2, "photos_per_veil": 2, "width": 4, "steps": 3, "batch_size": 2}
+    settings["craft_iterations"] = 2
     first = Inversion(**settings)
     first.fit(public)
     assert first.trained and first.checkpoint is not None and first.checkpoint.is_file()
