@@ -14,6 +14,7 @@ from tests.helpers import tiny_random_model
 from tests.test_compare import three_models
 from veilbench import hookimpl
 from veilbench.adversaries import PublicKnowledge, ThreatModel
+from veilbench.adversaries.adaptive import AverageAligned, KnownPairSearch
 from veilbench.adversaries.algebraic import Average, Difference, KnownPair
 from veilbench.compare import compare
 from veilbench.evaluation.image_metrics import ssim
@@ -142,6 +143,7 @@ def test_inversion_trains_a_tiny_network_caches_it_and_reconstructs(tmp_path, mo
         models=[tiny_random_model(FaceSpace(32, 0))],
     )
     settings = {"veils": 2, "photos_per_veil": 2, "width": 4, "steps": 3, "batch_size": 2}
+    settings["craft_iterations"] = 2
     first = Inversion(**settings)
     first.fit(public)
     assert first.trained and first.checkpoint is not None and first.checkpoint.is_file()
@@ -228,9 +230,10 @@ def test_a_plugin_registers_an_adversary_with_its_threat_model():
     assert torch.equal(entry.create().reconstruct(torch.zeros(1)), torch.full((1,), 255.0))
 
 
-def test_keyed_shifts_let_the_holder_recover_and_break_the_average_adversary():
+def test_keyed_shifts_stop_the_plain_average_adversary_but_not_adaptive_ones():
     """The mitigation on smooth synthetic photos and a RANDOM-WEIGHT model (plumbing): the
-    holder recovers exactly by searching the shift; the average adversary no longer does."""
+    holder recovers exactly by searching the shift; the plain average adversary no longer
+    does; adversaries that search the public shift range as well still do."""
     g = torch.Generator().manual_seed(0)
     x = torch.nn.functional.avg_pool2d(torch.rand(6, 3, 32, 32, generator=g) * 255, 5, 1, 2)
     model = tiny_random_model(FaceSpace(32, 0))
@@ -240,7 +243,28 @@ def test_keyed_shifts_let_the_holder_recover_and_break_the_average_adversary():
         veil = protector.craft({"a": x}, [model], progress=False)["a"]
         protected = protector.apply(veil, x).round()
         assert (protector.recover(veil, protected) - x).abs().max() <= 0.5 / 0.2 + 1e-3
-        average = Average()
-        average.fit(PublicKnowledge(alpha=0.2, photos=x, identities=["a"] * 6))
-        errors[shift] = float((average.reconstruct(protected) - x).abs().mean())
-    assert errors[0] < 3 and errors[4] > 5 * errors[0], errors
+        public = PublicKnowledge(alpha=0.2, photos=x, identities=["a"] * 6, protector=protector)
+        for adversary in (Average(), AverageAligned(), KnownPairSearch()):
+            adversary.fit(public)
+            pair = (x[:1], protected[:1])
+            rec = adversary.reconstruct(protected[1:], pair)
+            errors[adversary.name, shift] = float((rec - x[1:]).abs().mean())
+    assert errors["average", 0] < 3 and errors["average", 4] > 5 * errors["average", 0], errors
+    # ... but not an attacker who knows the public shift range and searches it as well.
+    assert errors["average_aligned", 4] < errors["average", 4] / 5, errors
+    assert errors["known_pair_search", 4] < 3, errors
+
+
+def test_adversary_flags_are_checked_before_any_work():
+    from veilbench.config import build_config
+    from veilbench.errors import ConfigError
+    from veilbench.plugins import get_plugins
+    from veilbench.validation import validate_run
+
+    assert build_config({}, {"adversary_k": "10, 2,5"}).adversary_ks() == [2, 5, 10]
+    for bad in ("0", "two", ""):
+        with pytest.raises(ConfigError, match="adversary_k"):
+            build_config({}, {"adversary_k": bad})
+    with pytest.raises(ConfigError, match="did you mean average"):
+        validate_run(build_config({}, {"adversaries": "averag"}), get_plugins())
+    validate_run(build_config({}, {"adversaries": ""}), get_plugins())  # none: allowed

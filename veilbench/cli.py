@@ -235,6 +235,11 @@ def _print_summary(doc) -> None:
             f"  {key:<24} service MSR {_num(r.service_msr)} | attacker MSR {_num(r.attacker_msr)}"
             f" ({', '.join(r.attacker_models) or 'no other model'})"
         )
+        if r.best_adversary is not None:
+            click.echo(
+                f"  {key:<24} under attack: {r.best_adversary} reconstructions re-identified by "
+                f"the attacker's model: rank-1 {_num(r.reconstruction_rank1)}"
+            )
     for key, s in doc.results.surrogates.items():
         p, r = s.image_metrics.protected, s.image_metrics.recovered
         recovered = f"recovered SSIM {_num(r.ssim)}" if r else "no recovery"

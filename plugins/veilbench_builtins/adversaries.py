@@ -23,6 +23,16 @@ BUILTIN_ADVERSARIES: dict[str, tuple[str, ThreatModel, str]] = {
         ThreatModel(public_photos=True),
         "veil = mean protected photo minus alpha * other people's mean face",
     ),
+    "known_pair_search": (
+        "veilbench.adversaries.adaptive:KnownPairSearch",
+        ThreatModel(known_pair=True),
+        "known_pair that also searches a per-photo veil shift (adaptive, vs the shift mitigation)",
+    ),
+    "average_aligned": (
+        "veilbench.adversaries.adaptive:AverageAligned",
+        ThreatModel(public_photos=True),
+        "average after aligning per-photo veil shifts by correlation (adaptive)",
+    ),
     "inversion": (
         "veilbench.adversaries.inversion:Inversion",
         ThreatModel(public_photos=True, public_algorithm=True),
