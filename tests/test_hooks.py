@@ -49,12 +49,12 @@ def test_register_protectors_object_is_used():
 
 def test_register_attacks_with_sweep_metadata():
     def register_attacks(register):
-        register("invert", lambda s: lambda x: 255 - x, sweep=[1], parameter="none")
+        register("negate", lambda s: lambda x: 255 - x, sweep=[1], parameter="none")
 
     entry = (
         Plugins(modules={"p": plugin(register_attacks=register_attacks)})
         .registries["attacks"]
-        .get("invert")
+        .get("negate")
     )
     assert entry.metadata["sweep"] == [1]
     assert entry.create(1)(torch.zeros(1)).item() == 255

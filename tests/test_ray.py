@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 
+import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
@@ -55,6 +56,13 @@ def real_args(lfw_dev, out, executor):
         "20",
         "--param",
         "iterations=8",
+        # The deterministic schedule: a converged, gap-balanced veil is calibrated on the
+        # identities crafted in the same call, and Ray chunks group identities differently
+        # from one local call (docs/scale.md), so only this schedule is bit-comparable.
+        "--param",
+        "until=fixed",
+        "--param",
+        "balance=none",
         "--profile",
         "full",
         "--quiet",
@@ -138,7 +146,12 @@ def test_failing_identity_is_named_and_the_others_match_local(cluster):
     from veilbench.models.tiny import tiny_random_model
     from veilbench.plugins import get_plugins
 
-    protector = get_plugins().registries["protectors"].get("veil").create(iterations=2)
+    protector = (
+        get_plugins()
+        .registries["protectors"]
+        .get("veil")
+        .create(iterations=2, until="fixed", balance="none")
+    )
     model = tiny_random_model(FaceSpace(112, 16), seed=1)
     size = model.space.size
     gen = torch.Generator().manual_seed(0)
@@ -187,6 +200,10 @@ TINY = [
     "gaussian",
     "--param",
     "iterations=2",
+    "--param",
+    "until=fixed",  # bit-comparable across executors (see real_args)
+    "--param",
+    "balance=none",
     "--quiet",
 ]
 
@@ -229,8 +246,21 @@ def test_protect_with_ray_data_writes_what_local_writes(cluster, lfw_dev, tmp_pa
         )
         assert result.exit_code == 1, result.output  # one photo skipped, the rest protected
         assert "broken.jpg" in result.output and "protected 4 of 5" in result.output
-        outputs[executor] = {p.name: p.read_bytes() for p in sorted(out.iterdir())}
-    assert len(outputs["ray"]) == 4 and outputs["ray"] == outputs["local"]
+        outputs[executor] = {p.name: _pixels_and_tag(p) for p in sorted(out.iterdir())}
+    assert len(outputs["ray"]) == 4
+    for name, (pixels, tag) in outputs["ray"].items():
+        local_pixels, local_tag = outputs["local"][name]
+        # Same pixels; each file carries its own fingerprint (a fresh salt per photo).
+        assert np.array_equal(pixels, local_pixels) and tag and local_tag and tag != local_tag
+
+
+def _pixels_and_tag(path):
+    from PIL import Image
+
+    from veilbench.veilcrypt import PNG_KEY
+
+    with Image.open(path) as im:
+        return np.asarray(im.convert("RGB")), im.info.get(PNG_KEY)
 
 
 def test_executor_setting_is_checked(tmp_path):

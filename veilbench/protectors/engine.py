@@ -770,6 +770,9 @@ def craft_many(
     nets = _surrogate_nets(models, cfg)
     calib = calibrate(identities, nets, cfg, device)
     scales = calib.to_dict(models)
+    # Only balanced or converging veils depend on the calibration (the fixed schedule with
+    # balance=none does not), so only they must have been crafted with the same one.
+    coupled = cfg.balance == "gap" or cfg.until == "converged"
     todo = []
     for name in identities:
         if out_dir is not None and veil_path(out_dir, name).is_file():
@@ -788,7 +791,7 @@ def craft_many(
                     old.seed,
                 )
                 == (protector, name, config, described, hashes[name], seed)
-                and (convergence_of(old) or {}).get("calibration") == scales
+                and (not coupled or (convergence_of(old) or {}).get("calibration") == scales)
             ):
                 results[name] = old
                 continue
