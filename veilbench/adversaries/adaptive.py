@@ -53,36 +53,36 @@ def align_shifts(protected: torch.Tensor, shift: int) -> torch.Tensor:
     return out
 
 
-class KnownPairSearch(KnownPair):
+class _ShiftSearch:
+    """Reads the protector's public shift range when fitted (an adaptive attacker's knowledge)."""
+
+    shift = 0
+
+    def fit(self, public: PublicKnowledge) -> None:
+        super().fit(public)  # type: ignore[misc]
+        self.shift = public_shift(public.protector)
+
+
+class KnownPairSearch(_ShiftSearch, KnownPair):
     """``known_pair`` plus the holder's shift search, with the leaked veil."""
 
     name = "known_pair_search"
     threat = ThreatModel(known_pair=True)
-
-    def fit(self, public: PublicKnowledge) -> None:
-        super().fit(public)
-        self.shift = public_shift(public.protector)
 
     def reconstruct(
         self, protected: torch.Tensor, known: tuple[torch.Tensor, torch.Tensor] | None = None
     ) -> torch.Tensor:
         if not self.shift or known is None:
             return super().reconstruct(protected, known)
-        original, its_protected = (t.float() for t in known)
         a = min(self.alpha, 1 - 1e-6)
-        veil = ((its_protected - a * original) / (1 - a))[0]
-        return recover_by_search(veil, protected.float(), a, self.shift)
+        return recover_by_search(self.leaked_veil(known)[0], protected.float(), a, self.shift)
 
 
-class AverageAligned(Average):
+class AverageAligned(_ShiftSearch, Average):
     """``average`` after aligning the photos' veils by high-pass correlation."""
 
     name = "average_aligned"
     threat = ThreatModel(public_photos=True)
-
-    def fit(self, public: PublicKnowledge) -> None:
-        super().fit(public)
-        self.shift = public_shift(public.protector)
 
     def reconstruct(
         self, protected: torch.Tensor, known: tuple[torch.Tensor, torch.Tensor] | None = None

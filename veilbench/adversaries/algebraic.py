@@ -41,10 +41,13 @@ class KnownPair(AlgebraicAdversary):
     ) -> torch.Tensor:
         if known is None:
             raise ValueError("known_pair needs a known (original, protected) pair")
+        return self.unblend(protected, self.leaked_veil(known).mean(0, keepdim=True))
+
+    def leaked_veil(self, known: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        """The veil of each leaked pair: ``(x' - alpha x) / (1 - alpha)`` (N x 3 x S x S)."""
         original, its_protected = (t.float() for t in known)
         a = min(self.alpha, 1 - 1e-6)
-        veil = ((its_protected - a * original) / (1 - a)).mean(0, keepdim=True)
-        return self.unblend(protected, veil)
+        return (its_protected - a * original) / (1 - a)
 
 
 class Difference(AlgebraicAdversary):
