@@ -43,3 +43,17 @@ def test_embedding_cache_reuses_and_keys_by_model(tmp_path):
     other = tiny_random_model(seed=5)
     other.card.name = "tiny_random_other"
     assert EmbeddingCache(other, root=tmp_path).dir != cache.dir
+
+
+def test_embedding_cache_survives_damaged_and_half_written_shards(tmp_path):
+    """Another process (a Ray worker) may be writing a shard while this one reads the folder."""
+    model = tiny_random_model()  # random weights: plumbing only
+    images = np.random.default_rng(0).integers(0, 255, (2, 144, 144, 3), dtype=np.uint8)
+    cache = EmbeddingCache(model, root=tmp_path)
+    first, _ = cache.get_or_compute(model, ["a", "b"], images)
+    assert not [p for p in cache.dir.iterdir() if not p.name.endswith(".npz")]  # no temp left
+    (shard,) = cache.dir.glob("*.npz")
+    (cache.dir / "cut.npz").write_bytes(shard.read_bytes()[:50])  # zipfile.BadZipFile
+    (cache.dir / "empty.npz").write_bytes(b"")  # np.load: EOFError
+    again, computed = EmbeddingCache(model, root=tmp_path).get_or_compute(model, ["a", "b"], images)
+    assert computed == 0 and torch.allclose(first, again)

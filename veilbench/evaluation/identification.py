@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import uuid
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from veilbench.data.faces import as_nchw
+from veilbench.files import atomic_write
 from veilbench.models.base import FaceModel
 from veilbench.weights import cache_dir
 
@@ -82,7 +83,7 @@ class EmbeddingCache:
                 try:
                     with np.load(shard) as data:
                         self.index.update(zip(data["keys"].tolist(), data["emb"], strict=True))
-                except (OSError, ValueError, KeyError):
+                except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
                     continue  # a damaged shard only costs a recomputation
 
     def get_or_compute(
@@ -97,10 +98,10 @@ class EmbeddingCache:
         return torch.from_numpy(stacked.astype(np.float32)), len(missing)
 
     def _write(self, keys: list[str], emb: np.ndarray) -> None:
-        self.dir.mkdir(parents=True, exist_ok=True)
-        tmp = self.dir / f".{uuid.uuid4().hex}.tmp.npz"
-        np.savez(tmp, keys=np.array(keys), emb=emb.astype(np.float32))
-        os.replace(tmp, self.dir / f"{uuid.uuid4().hex}.npz")
+        # atomic_write's temp name ends in ".tmp", never "*.npz": a reader in another process
+        # (a Ray worker) never globs a half-written shard.
+        with atomic_write(self.dir / f"{uuid.uuid4().hex}.npz") as f:
+            np.savez(f, keys=np.array(keys), emb=emb.astype(np.float32))
         self.index.update(zip(keys, emb, strict=True))
 
 
