@@ -58,6 +58,18 @@ class Executor(Protocol):
     def close(self) -> None: ...
 
 
+def run_calibration(
+    protector: Any, surrogates: list[FaceModel], inputs: dict[str, torch.Tensor], device: Any
+) -> dict[str, Any]:
+    """Keyword arguments for every ``craft`` call of a run: what the protector measures once
+    over all of the run's identities (its optional ``calibrate``), so a veil does not depend
+    on how identities are chunked, on the executor, or on a failed neighbour."""
+    calibrate = getattr(protector, "calibrate", None)
+    if calibrate is None:
+        return {}
+    return {"calibration": calibrate(inputs, surrogates, device=device)}
+
+
 def craft_isolating_failures(
     craft: Callable[[dict[str, torch.Tensor]], dict[str, Veil]],
     inputs: dict[str, torch.Tensor],

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 import torch
 
 from veilbench.errors import DataError, NumericalError
-from veilbench.executors.base import CraftOutcome, craft_isolating_failures
+from veilbench.executors.base import CraftOutcome, craft_isolating_failures, run_calibration
 from veilbench.models.base import FaceModel
 
 T = TypeVar("T")
@@ -35,9 +35,17 @@ class LocalExecutor:
         veil_dir: Path | None,
         progress: bool,
     ) -> CraftOutcome:
+        shared = run_calibration(protector, surrogates, inputs, device)
+
         def craft(chunk: dict[str, torch.Tensor]) -> dict:
             return protector.craft(
-                chunk, surrogates, device=device, seed=seed, out_dir=veil_dir, progress=progress
+                chunk,
+                surrogates,
+                device=device,
+                seed=seed,
+                out_dir=veil_dir,
+                progress=progress,
+                **shared,
             )
 
         return craft_isolating_failures(

@@ -27,7 +27,12 @@ from typing import Any, TypeVar
 import torch
 
 from veilbench.errors import ConfigError
-from veilbench.executors.base import CraftOutcome, craft_isolating_failures, failure_reason
+from veilbench.executors.base import (
+    CraftOutcome,
+    craft_isolating_failures,
+    failure_reason,
+    run_calibration,
+)
 from veilbench.executors.local import IDENTITY_FAILURES
 from veilbench.models.base import FaceModel
 from veilbench.progress import progress_enabled
@@ -66,6 +71,7 @@ def _craft_task(
     device: str,
     seed: int,
     veil_dir: str | None,
+    shared: dict[str, Any],
 ) -> CraftOutcome:
     """One chunk on a worker: craft, isolating identities whose own input fails."""
     models = _worker_models(box)
@@ -78,6 +84,7 @@ def _craft_task(
             seed=seed,
             out_dir=None if veil_dir is None else Path(veil_dir),
             progress=False,
+            **shared,
         )
 
     return craft_isolating_failures(craft, inputs, lambda e: isinstance(e, IDENTITY_FAILURES))
@@ -138,12 +145,14 @@ class RayExecutor:
         # Two chunks per slot at least, so a slow or lost chunk does not leave workers idle.
         size = max(1, min(batch, math.ceil(len(names) / (2 * slots))))
         box = [ray.put([_on_cpu(m) for m in surrogates])]
+        # Measured once here, on every identity: each chunk crafts as one local call would.
+        shared = ray.put(run_calibration(protector, surrogates, inputs, device))
         task = self._craft.options(max_retries=MAX_RETRIES, **resources)
         where = None if veil_dir is None else str(veil_dir)
 
         def submit(chunk: list[str]) -> Any:
             return task.remote(
-                protector, box, {n: inputs[n] for n in chunk}, task_device, seed, where
+                protector, box, {n: inputs[n] for n in chunk}, task_device, seed, where, shared
             )
 
         pending = {

@@ -58,6 +58,10 @@ class Protector(Protocol):
       identity of the input. ``out_dir`` (may be None) is where finished veils may be saved so
       an interrupted run resumes; ``seed`` makes crafting reproducible; ``progress`` allows a
       progress bar.
+    - ``calibrate(identities, surrogates, *, device)`` (optional): what the protector measures
+      once over every identity of a run (the engine's per-surrogate scales and 1:N gallery).
+      When it exists, the executors call it once and pass its result to every ``craft`` call
+      as ``calibration=...``, so a veil does not depend on how identities are chunked.
     - ``apply(veil, images)``: protected photos, same shape as ``images`` (``N x 3 x S x S``,
       [0, 255]); for a per-image protector the images are the ones it was crafted on.
     - ``recover(veil, protected, gaussian_sigma=0.0)``: the recovered photos (only called when

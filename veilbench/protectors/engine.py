@@ -396,7 +396,11 @@ def _surrogate_nets(models: Sequence[FaceModel], cfg: CraftConfig) -> list[torch
 
 @dataclass(frozen=True)
 class Calibration:
-    """Per surrogate, from the clean crafting photos of every identity crafted in one call.
+    """Per surrogate, from the clean crafting photos of every identity of a run.
+
+    Measured once per run (:meth:`EngineProtector.calibrate`) and handed to every chunk, so a
+    veil does not depend on which identities were crafted alongside it: the local executor,
+    Ray chunks and a rerun that isolates a failed identity all craft with the same numbers.
 
     ``centroids[m]`` holds each identity's clean centroid (rows in ``names`` order), the
     gallery of the 1:N match criterion; ``inter[m]`` is the mean cosine of a clean photo to the
@@ -420,6 +424,9 @@ class Calibration:
             for m, i, g, w in zip(models, self.inter, self.gap, self.weights, strict=True)
         }
 
+    def to(self, device: torch.device) -> Calibration:
+        return dataclasses.replace(self, centroids=[c.to(device) for c in self.centroids])
+
 
 @torch.no_grad()
 def calibrate(
@@ -427,16 +434,26 @@ def calibrate(
     nets: Sequence[torch.nn.Module],
     cfg: CraftConfig,
     device: torch.device,
+    shape: tuple[int, int, int],
 ) -> Calibration:
     """Each surrogate's own scale, measured on the clean crafting photos.
 
     Models differ in how tightly identities cluster (dlib's embeddings of different people sit
     at cosine ~0.84, SFace's near 0.2), so a fixed cosine target or one feature weight cannot
     fit all. Rounded to 5 decimals so the numbers (and the veils) do not depend on batching.
+    An identity whose photos are not canonical crops or give non-finite embeddings is left out
+    (its own crafting fails and names it): one broken photo must not poison every other
+    identity's criteria.
     """
-    names = list(identities)
+    names, embs = [], []
+    for name, imgs in identities.items():
+        if imgs.ndim != 4 or not len(imgs) or tuple(imgs.shape[1:]) != tuple(shape):
+            continue
+        e = _embed(nets, imgs.to(device, torch.float32), cfg.precision)
+        if all(bool(torch.isfinite(x).all()) for x in e):
+            names.append(name)
+            embs.append(e)
     centroids, inter, gap, weights = [], [], [], []
-    embs = [_embed(nets, identities[n].to(device, torch.float32), cfg.precision) for n in names]
     for m in range(len(nets)):
         per = [e[m].float() for e in embs]
         cents = torch.nn.functional.normalize(torch.stack([e.mean(0) for e in per]), dim=1)
@@ -750,8 +767,12 @@ def craft_many(
     out_dir: str | Path | None = None,
     progress: bool = True,
     on_done: Callable[[str, Veil], None] | None = None,
+    calibration: Calibration | None = None,
 ) -> dict[str, Veil]:
     """Craft a veil for every identity, ``cfg.batch_size`` units per batched loop.
+
+    ``calibration`` is the run's (:func:`calibrate` over every identity of the run); without it,
+    it is measured on ``identities``.
 
     With ``out_dir``, an identity whose ``.veil`` file already exists there and was crafted from
     the same photos, config and surrogates is loaded instead of crafted (resume), and each new
@@ -765,10 +786,16 @@ def craft_many(
     config = cfg.to_dict()
     results: dict[str, Veil] = {}
     hashes = {name: image_sha256(imgs) for name, imgs in identities.items()}
-    # The surrogates' scales, from every identity of this call (not per batch, so a veil does
+    # The surrogates' scales, from every identity of the run (not per batch, so a veil does
     # not depend on its batch-mates); a resumed veil must have been crafted with the same.
     nets = _surrogate_nets(models, cfg)
-    calib = calibrate(identities, nets, cfg, device)
+    shape = (3, models[0].space.size, models[0].space.size)
+    calib = (calibration or calibrate(identities, nets, cfg, device, shape)).to(device)
+    missing = [n for n in identities if n not in calib.names]
+    if missing:
+        raise NumericalError(  # calibrate() leaves such identities out
+            f"identity {missing[0]!r}: its crafting photos give non-finite embeddings"
+        )
     scales = calib.to_dict(models)
     # Only balanced or converging veils depend on the calibration (the fixed schedule with
     # balance=none does not), so only they must have been crafted with the same one.
@@ -878,8 +905,10 @@ class EngineProtector:
         seed: int = 0,
         out_dir: str | Path | None = None,
         progress: bool = True,
+        calibration: Calibration | None = None,
     ) -> dict[str, Veil]:
-        """One veil per identity from its crafting photos (n x 3 x S x S canonical crops)."""
+        """One veil per identity from its crafting photos (n x 3 x S x S canonical crops);
+        ``calibration`` is the run's, from :meth:`calibrate` (default: measured on these)."""
         return craft_many(
             self.name,
             self.config,
@@ -890,7 +919,24 @@ class EngineProtector:
             seed=seed,
             out_dir=out_dir,
             progress=progress,
+            calibration=calibration,
         )
+
+    def calibrate(
+        self,
+        identities: dict[str, torch.Tensor],
+        surrogates: list[FaceModel],
+        *,
+        device: str | torch.device = "cpu",
+    ) -> Calibration:
+        """The surrogates' scales over every identity of a run, measured once and passed to
+        each :meth:`craft` call (chunks, executors), on the CPU so it travels anywhere."""
+        device = torch.device(device)
+        _check_inputs({}, surrogates, self.config, device)  # a bad identity fails in craft
+        models = [m.to(device).eval() for m in surrogates]
+        nets = _surrogate_nets(models, self.config)
+        shape = (3, models[0].space.size, models[0].space.size)
+        return calibrate(identities, nets, self.config, device, shape).to(torch.device("cpu"))
 
     def apply(self, veil: Veil, images: torch.Tensor) -> torch.Tensor:
         """Blend the veil into the images (eq. 12)."""
