@@ -23,6 +23,15 @@ def lfw_dev() -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def celeb_dev() -> Path:
+    """Raw web photos that need detection and alignment; skip with a reason where absent."""
+    path = shared_data_dir() / "celeb-dev"
+    if not path.is_dir():
+        pytest.skip(f"raw web photos not found at {path} (set VEILBENCH_SHARED_DATA)")
+    return path
+
+
 # The plugin package's own tests run in their own process (test_plugin_pkg.py), with the
 # package importable; collected here they would fail wherever it is not installed.
 collect_ignore = ["plugin_pkg"]

@@ -59,9 +59,9 @@ _CHOICES = {
     "clip": ("veil", "blend"),
     "ensemble": ("mean", "sum"),
     "precision": ("fp32", "bf16", "fp16"),
-    "subspace": ("hull", "span"),
+    "subspace": ("hull", "span", "centroid"),
     "until": ("converged", "fixed"),
-    "balance": ("gap", "none"),
+    "balance": ("adaptive", "gap", "none"),
 }
 
 #: The clean identity gap (mean intra- minus mean nearest-inter-identity cosine, see
@@ -71,6 +71,8 @@ _CHOICES = {
 GAP_REFERENCE = 0.55
 #: Bounds of that scale: a degenerate gap (one photo, near-duplicates) must not blow it up.
 MAX_FEATURE_WEIGHT = 8.0
+#: ``balance="adaptive"``: the most a unit's feature weight may be doubled to, per surrogate.
+MAX_FEATURE_BOOST = 64.0
 
 
 @dataclass
@@ -100,8 +102,12 @@ class CraftConfig:
     #: cosine (0) and the identity's own clean cosine to its centroid (1).
     match_level: float = 0.5
     #: "gap": scale each surrogate's feature term by GAP_REFERENCE / its clean identity gap
-    #: (>= 1); "none": the plain eq. 13 weights (paper-like ablations).
-    balance: str = "gap"
+    #: (>= 1); "adaptive" (with ``until="converged"``): that, and at every check a unit still
+    #: fails for a surrogate, that surrogate's weight for the unit doubles (up to
+    #: MAX_FEATURE_BOOST): the models' pixel gradients differ in scale, so one lambda/mu cannot
+    #: fit all (FaceNet on raw web photos needed 4x, measured); "none": the plain eq. 13
+    #: weights (paper-like ablations).
+    balance: str = "adaptive"
     #: First and last step size in pixel units; ``schedule`` interpolates between them.
     step_start: float = 8.0
     step_end: float = 0.5
@@ -336,10 +342,10 @@ def _feature_loss(
     embs: list[torch.Tensor],
     layout: _Layout,
     ensemble: str,
-    weights: Sequence[float],
+    weights: Sequence[torch.Tensor],
 ) -> torch.Tensor:
-    """Per-image feature term for the layout's images, each surrogate's scaled by its weight
-    (see :func:`calibrate`), combined over surrogates."""
+    """Per-image feature term for the layout's images, each surrogate's scaled by its per-image
+    weight (see :func:`calibrate` and ``balance``), combined over surrogates."""
     terms = []
     for emb, target, w in zip(embs, layout.targets, weights, strict=True):
         if isinstance(target, torch.Tensor):  # feature == "own"
@@ -471,7 +477,7 @@ def calibrate(
         i, g = round(float(nearest.mean()), 5), round(float(own.mean() - nearest.mean()), 5)
         inter.append(i)
         gap.append(g)
-        w = GAP_REFERENCE / max(g, 1e-6) if cfg.balance == "gap" else 1.0
+        w = GAP_REFERENCE / max(g, 1e-6) if cfg.balance != "none" else 1.0
         weights.append(round(min(MAX_FEATURE_WEIGHT, max(1.0, w)), 5))
     return Calibration(names, centroids, inter, gap, weights)
 
@@ -580,6 +586,10 @@ def _craft_chunk(
     iterations = [cap] * len(names)
     converge = cfg.until == "converged"
     checking = converge or cfg.early_stop
+    adaptive = converge and cfg.balance == "adaptive"
+    # Surrogates x units: each unit's own multiplier of each surrogate's feature weight.
+    boost = torch.ones(len(models), len(names), device=device)
+    base = torch.tensor(calib.weights, device=device).view(-1, 1)
     # First iteration with a non-finite gradient, per unit (``never`` if none), kept on the
     # device: read at checkpoints and after the loop, not every iteration.
     never = cap
@@ -606,7 +616,7 @@ def _craft_chunk(
         if cfg.channels_last:
             xp = xp.contiguous(memory_format=torch.channels_last)
         embs = _embed(nets, xp, cfg.precision)
-        loss = _feature_loss(obj, embs, layout, cfg.ensemble, calib.weights)
+        loss = _feature_loss(obj, embs, layout, cfg.ensemble, (base * boost)[:, layout.owner])
         loss = loss - obj.lambda_vis * losses.visual_loss(xa, xp)
         if obj.mu_var:
             loss = loss + obj.mu_var * losses.block_variance(xp, obj.block_size, obj.block_stride)
@@ -619,12 +629,8 @@ def _craft_chunk(
         # A unit with a bad gradient takes no step from it, so no NaN enters later iterations;
         # the whole chunk raises at the next checkpoint or after the loop.
         grad = grad.masked_fill(~finite.view(-1, 1, 1, 1), 0.0)
-        if (
-            checking
-            and t > 0
-            and t % cfg.check_every == 0
-            and (t >= cfg.first_check or not converge)
-        ):
+        may_stop = t >= cfg.first_check or not converge
+        if checking and t > 0 and t % cfg.check_every == 0 and (may_stop or adaptive):
             _raise_if_nonfinite(first_bad, never, names)
             with torch.no_grad():
                 sel = layout.sel
@@ -633,12 +639,16 @@ def _craft_chunk(
                 )
                 if not converge:  # the fixed schedule's optional early stop: one cosine
                     ok = cos >= cfg.stop_cosine
-                ok = ok.all(0)
                 rms = (xp.detach() - xa).pow(2).flatten(1).mean(1).sqrt()
                 met, start = [], 0
-                for n in layout.lengths:
+                for k, n in zip(layout.units, layout.lengths, strict=True):
+                    fits = ok[:, start : start + n].all(1)  # per surrogate
+                    if adaptive:
+                        boost[:, k] = torch.where(
+                            fits, boost[:, k], (2 * boost[:, k]).clamp(max=MAX_FEATURE_BOOST)
+                        )
                     far = rms[start : start + n].mean() >= cfg.stop_rms
-                    met.append(ok[start : start + n].all() & far)
+                    met.append(fits.all() & far & may_stop)
                     start += n
             done = torch.stack(met).tolist()  # one device read per checkpoint
             if any(done):
@@ -678,6 +688,7 @@ def _craft_chunk(
                 "cosine_mean": round(float(cos[j, r].mean()), 5),
                 "threshold": round(float(tau[j, k]), 5),
                 "matched": round(float(ok[j, r].float().mean()), 5),
+                "feature_weight": round(float(base[j, 0] * boost[j, k]), 5),
             }
             for j, m in enumerate(models)
         }
@@ -799,7 +810,7 @@ def craft_many(
     scales = calib.to_dict(models)
     # Only balanced or converging veils depend on the calibration (the fixed schedule with
     # balance=none does not), so only they must have been crafted with the same one.
-    coupled = cfg.balance == "gap" or cfg.until == "converged"
+    coupled = cfg.balance != "none" or cfg.until == "converged"
     todo = []
     for name in identities:
         if out_dir is not None and veil_path(out_dir, name).is_file():

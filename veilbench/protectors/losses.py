@@ -82,8 +82,10 @@ class FeatureSet:
         features = features.detach()
         if subspace == "span":
             return cls("span", features, basis=span_basis(features))
+        if subspace == "centroid":
+            return cls("centroid", F.normalize(features.mean(1, keepdim=True), dim=2))
         if subspace != "hull":
-            raise ValueError(f"subspace must be 'hull' or 'span', got {subspace!r}")
+            raise ValueError(f"subspace must be 'hull', 'span' or 'centroid', got {subspace!r}")
         p = features.double()
         gram = p @ p.transpose(1, 2)
         # The Lipschitz constant of the simplex objective's gradient.
@@ -95,6 +97,8 @@ class FeatureSet:
         """Nearest point to each row of ``y`` (m x d) in its row's set."""
         if self.subspace == "span":
             return project_span(y, self.basis)
+        if self.subspace == "centroid":
+            return self.points[:, 0].to(y.dtype)
         return _fista_hull(y, self.points, self.gram, self.lipschitz, hull_iters).to(y.dtype)
 
 

@@ -21,8 +21,14 @@ class VeilConfig(CraftConfig):
     #: Measured (SFace, 6 photos, 40 iterations): mu 30 gave SSIM 0.005 at cosine 0.5-0.9;
     #: mu 300 / 3000 let the 20% original show through (SSIM 0.07 / 0.13, cosine ~0.4).
     mu_var: float = 30.0
-    #: The identity feature subspace: "hull" (eq. 6, convex hull) or "span" (eq. 5, least squares).
-    subspace: str = "hull"
+    #: The identity feature target: "centroid" (the normalised mean of the crafting photos'
+    #: embeddings), "hull" (eq. 6, convex hull) or "span" (eq. 5, least squares). The paper's
+    #: hull is not the default: for a unit-norm embedding the distance to the hull is zero only
+    #: at its vertices, so crafting settles on the nearest single photo's embedding, on raw web
+    #: photos an atypical one (sunglasses). Measured on celeb-dev with FaceNet: the hull held
+    #: the protected photos at cosine 0.47-0.55 to the centroid (rank-1 0.0-0.4), the centroid
+    #: reached 0.62-0.90 (rank-1 1.0) at the same SSIM (docs/protectors.md).
+    subspace: str = "centroid"
     #: Projected-gradient iterations of the hull projection.
     hull_iters: int = 50
     #: Block-variance window and stride (stride 1: overlapping, the paper's sliding convolution).
