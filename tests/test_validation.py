@@ -84,5 +84,5 @@ def test_bad_param_key_and_type_use_the_config_dataclass(run_cli):
         "Error: parameter iterations='many' is not a valid int"
     )
     assert run_cli("--param", "subspace=cube") == (
-        "Error: subspace must be one of hull, span; got 'cube'"
+        "Error: subspace must be one of hull, span, centroid; got 'cube'"
     )

@@ -1,0 +1,70 @@
+"""Crafting time per veil: the default schedule (until each veil converges) beside the paper's
+fixed 60 steps, per surrogate, on the same photos in one process.
+
+    python benchmarks/bench_convergence.py ../shared/data/celeb-dev [--identities 3]
+
+The probe identities and their crafting photos are those of ``veilbench run --identities N``
+(seed 0); the calibration is measured once over them, as a run does. For each surrogate it
+crafts every identity with the defaults and with ``until=fixed`` (same target and weights,
+exactly ``iterations`` steps), and prints seconds per veil, steps, whether the criteria held and
+the lowest protected-to-centroid cosine, with the time ratio. Nothing is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+from veilbench.config import RunConfig
+from veilbench.data.faces import as_nchw, prepare_data
+from veilbench.data.resolve import resolve_dataset
+from veilbench.models.base import FaceSpace
+from veilbench.models.loading import load_models
+from veilbench.plugins import get_plugins
+
+SCHEDULES = {"converged (default)": {}, "fixed 60 steps": {"until": "fixed"}}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("dataset")
+    parser.add_argument("--identities", type=int, default=3)
+    parser.add_argument("--models", default="sface,facenet,dlib_resnet")
+    args = parser.parse_args()
+    config = RunConfig(dataset=args.dataset)
+    config.protocol.identities = args.identities
+    plugins = get_plugins()
+    space = FaceSpace(config.template_size, config.margin)
+    resolved = resolve_dataset(config.dataset, plugins.registries["datasets"], space)
+    data = prepare_data(resolved.dataset, config.protocol, space)
+    photos = {p.identity: as_nchw(p.craft.crops) for p in data.probes}
+    entries = plugins.registries["models"].select(args.models)
+    models, _ = load_models(entries, explicit=True, space=space, device=torch.device("cpu"))
+    veil = plugins.registries["protectors"].get("veil")
+    print(f"{resolved.dataset.name}: {', '.join(photos)}; torch threads {torch.get_num_threads()}")
+    print("\n| surrogate | schedule | s / veil | steps | converged | cosine min | time ratio |")
+    print("|---|---|---:|---:|---:|---:|---:|")
+    for name, model in models.items():
+        seconds = {}
+        for label, params in SCHEDULES.items():
+            protector = veil.create(**params)
+            calibration = protector.calibrate(photos, [model])
+            t0 = time.perf_counter()
+            veils = protector.craft(photos, [model], progress=False, calibration=calibration)
+            seconds[label] = (time.perf_counter() - t0) / len(veils)
+            records = [v.stats["convergence"] for v in veils.values()]
+            steps = ", ".join(str(r["iterations"]) for r in records)
+            done = sum(bool(r["converged"]) for r in records)
+            cos = min(r["surrogates"][name]["cosine_min"] for r in records)
+            ratio = seconds[label] / next(iter(seconds.values()))
+            print(
+                f"| {name} | {label} | {seconds[label]:.0f} | {steps} | {done} / {len(records)} "
+                f"| {cos:.2f} | {ratio:.2f} |",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()
