@@ -142,8 +142,11 @@ class RayExecutor:
         resources, task_device, slots = self._resources()
         names = list(inputs)
         batch = int(getattr(getattr(protector, "config", None), "batch_size", 8) or 8)
-        # Two chunks per slot at least, so a slow or lost chunk does not leave workers idle.
-        size = max(1, min(batch, math.ceil(len(names) / (2 * slots))))
+        # With several slots, two chunks per slot at least, so a slow or lost chunk does not
+        # leave workers idle. One slot has no one to leave idle: full batches, as locally
+        # (halving them cost 1.18x the local time on 4 SFace identities, measured).
+        per_slot = 2 if slots > 1 else 1
+        size = max(1, min(batch, math.ceil(len(names) / (per_slot * slots))))
         box = [ray.put([_on_cpu(m) for m in surrogates])]
         # Measured once here, on every identity: each chunk crafts as one local call would.
         shared = ray.put(run_calibration(protector, surrogates, inputs, device))
