@@ -105,7 +105,7 @@ class CraftConfig:
     #: (>= 1); "adaptive" (with ``until="converged"``): that, and at every check a unit still
     #: fails for a surrogate, that surrogate's weight for the unit doubles (up to
     #: MAX_FEATURE_BOOST): the models' pixel gradients differ in scale, so one lambda/mu cannot
-    #: fit all (FaceNet on raw web photos needed 4x, measured); "none": the plain eq. 13
+    #: fit all (FaceNet on raw web photos needed up to 8x, measured); "none": the plain eq. 13
     #: weights (paper-like ablations).
     balance: str = "adaptive"
     #: First and last step size in pixel units; ``schedule`` interpolates between them.
