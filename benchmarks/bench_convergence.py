@@ -48,9 +48,10 @@ def main() -> None:
     print("|---|---|---:|---:|---:|---:|---:|")
     for name, model in models.items():
         seconds = {}
+        # The same for both schedules (it depends on the photos, the model and the balance).
+        calibration = veil.create().calibrate(photos, [model])
         for label, params in SCHEDULES.items():
             protector = veil.create(**params)
-            calibration = protector.calibrate(photos, [model])
             t0 = time.perf_counter()
             veils = protector.craft(photos, [model], progress=False, calibration=calibration)
             seconds[label] = (time.perf_counter() - t0) / len(veils)

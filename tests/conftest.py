@@ -14,22 +14,23 @@ def shared_data_dir() -> Path:
     return Path(os.environ.get("VEILBENCH_SHARED_DATA", REPO.parent / "shared" / "data"))
 
 
+def _shared(name: str, what: str) -> Path:
+    path = shared_data_dir() / name
+    if not path.is_dir():
+        pytest.skip(f"{what} not found at {path} (set VEILBENCH_SHARED_DATA)")
+    return path
+
+
 @pytest.fixture(scope="session")
 def lfw_dev() -> Path:
     """The real LFW subset; tests that need it skip with a reason where it is absent."""
-    path = shared_data_dir() / "lfw-dev"
-    if not path.is_dir():
-        pytest.skip(f"real faces not found at {path} (set VEILBENCH_SHARED_DATA)")
-    return path
+    return _shared("lfw-dev", "real faces")
 
 
 @pytest.fixture(scope="session")
 def celeb_dev() -> Path:
     """Raw web photos that need detection and alignment; skip with a reason where absent."""
-    path = shared_data_dir() / "celeb-dev"
-    if not path.is_dir():
-        pytest.skip(f"raw web photos not found at {path} (set VEILBENCH_SHARED_DATA)")
-    return path
+    return _shared("celeb-dev", "raw web photos")
 
 
 # The plugin package's own tests run in their own process (test_plugin_pkg.py), with the

@@ -74,8 +74,8 @@ class KnownPairSearch(_ShiftSearch, KnownPair):
     ) -> torch.Tensor:
         if not self.shift or known is None:
             return super().reconstruct(protected, known)
-        a = min(self.alpha, 1 - 1e-6)
-        return recover_by_search(self.leaked_veil(known)[0], protected.float(), a, self.shift)
+        veil = self.leaked_veil(known)[0]
+        return recover_by_search(veil, protected.float(), self.safe_alpha, self.shift)
 
 
 class AverageAligned(_ShiftSearch, Average):
@@ -91,8 +91,5 @@ class AverageAligned(_ShiftSearch, Average):
             return super().reconstruct(protected, known)
         x = protected.float()
         d = align_shifts(x, self.shift)
-        a = min(self.alpha, 1 - 1e-6)
-        prior = self.prior if self.prior is not None else torch.full_like(x[:1], 127.5)
-        veil = (roll_each(x, d).mean(0, keepdim=True) - a * prior) / (1 - a)
-        back = roll_each(veil.expand_as(x), -d)
-        return ((x - (1 - a) * back) / a).clamp(0, 255)
+        veil = self.estimate_veil(roll_each(x, d))  # aligned, the photos share one veil
+        return self.unblend(x, roll_each(veil.expand_as(x), -d))

@@ -22,6 +22,11 @@ class AlgebraicAdversary:
         if self.threat.public_photos and len(public.photos):
             self.prior = public.photos.float().mean(0, keepdim=True)
 
+    @property
+    def safe_alpha(self) -> float:
+        """``alpha`` kept below 1, so ``1 - alpha`` can divide."""
+        return min(self.alpha, 1 - 1e-6)
+
     def unblend(self, protected: torch.Tensor, veil: torch.Tensor) -> torch.Tensor:
         """``(x' - (1 - alpha) veil) / alpha`` (eq. 14 with an estimated veil), in [0, 255]."""
         a = self.alpha
@@ -46,7 +51,7 @@ class KnownPair(AlgebraicAdversary):
     def leaked_veil(self, known: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         """The veil of each leaked pair: ``(x' - alpha x) / (1 - alpha)`` (N x 3 x S x S)."""
         original, its_protected = (t.float() for t in known)
-        a = min(self.alpha, 1 - 1e-6)
+        a = self.safe_alpha
         return (its_protected - a * original) / (1 - a)
 
 
@@ -88,7 +93,10 @@ class Average(AlgebraicAdversary):
         self, protected: torch.Tensor, known: tuple[torch.Tensor, torch.Tensor] | None = None
     ) -> torch.Tensor:
         x = protected.float()
+        return self.unblend(x, self.estimate_veil(x))
+
+    def estimate_veil(self, x: torch.Tensor) -> torch.Tensor:
+        """The veil that photos ``x`` (k x 3 x S x S, sharing it pixel for pixel) imply."""
         prior = self.prior if self.prior is not None else torch.full_like(x[:1], 127.5)
-        a = min(self.alpha, 1 - 1e-6)
-        veil = (x.mean(0, keepdim=True) - a * prior.to(x.device)) / (1 - a)
-        return self.unblend(x, veil)
+        a = self.safe_alpha
+        return (x.mean(0, keepdim=True) - a * prior.to(x.device)) / (1 - a)

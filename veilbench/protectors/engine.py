@@ -390,6 +390,14 @@ def _check_compile(cfg: CraftConfig) -> None:
         )
 
 
+def _ready(
+    surrogates: Sequence[FaceModel], cfg: CraftConfig, device: torch.device
+) -> tuple[list[FaceModel], list[torch.nn.Module]]:
+    """The surrogates on ``device`` in eval mode, and what the crafting loop calls for them."""
+    models = [m.to(device).eval() for m in surrogates]
+    return models, _surrogate_nets(models, cfg)
+
+
 def _surrogate_nets(models: Sequence[FaceModel], cfg: CraftConfig) -> list[torch.nn.Module]:
     """What the loop calls: the surrogates, channels-last and/or compiled as ``cfg`` asks."""
     nets: list[torch.nn.Module] = []
@@ -437,10 +445,10 @@ class Calibration:
 @torch.no_grad()
 def calibrate(
     identities: dict[str, torch.Tensor],
+    models: Sequence[FaceModel],
     nets: Sequence[torch.nn.Module],
     cfg: CraftConfig,
     device: torch.device,
-    shape: tuple[int, int, int],
 ) -> Calibration:
     """Each surrogate's own scale, measured on the clean crafting photos.
 
@@ -451,9 +459,10 @@ def calibrate(
     (its own crafting fails and names it): one broken photo must not poison every other
     identity's criteria.
     """
+    size = models[0].space.size
     names, embs = [], []
     for name, imgs in identities.items():
-        if imgs.ndim != 4 or not len(imgs) or tuple(imgs.shape[1:]) != tuple(shape):
+        if imgs.ndim != 4 or not len(imgs) or tuple(imgs.shape[1:]) != (3, size, size):
             continue
         e = _embed(nets, imgs.to(device, torch.float32), cfg.precision)
         if all(bool(torch.isfinite(x).all()) for x in e):
@@ -792,16 +801,14 @@ def craft_many(
     """
     _check_inputs(identities, surrogates, cfg, device)
     device = torch.device(device)
-    models = [m.to(device).eval() for m in surrogates]
+    models, nets = _ready(surrogates, cfg, device)
     described = describe_surrogates(surrogates)
     config = cfg.to_dict()
     results: dict[str, Veil] = {}
     hashes = {name: image_sha256(imgs) for name, imgs in identities.items()}
     # The surrogates' scales, from every identity of the run (not per batch, so a veil does
     # not depend on its batch-mates); a resumed veil must have been crafted with the same.
-    nets = _surrogate_nets(models, cfg)
-    shape = (3, models[0].space.size, models[0].space.size)
-    calib = (calibration or calibrate(identities, nets, cfg, device, shape)).to(device)
+    calib = (calibration or calibrate(identities, models, nets, cfg, device)).to(device)
     missing = [n for n in identities if n not in calib.names]
     if missing:
         raise NumericalError(  # calibrate() leaves such identities out
@@ -944,10 +951,8 @@ class EngineProtector:
         each :meth:`craft` call (chunks, executors), on the CPU so it travels anywhere."""
         device = torch.device(device)
         _check_inputs({}, surrogates, self.config, device)  # a bad identity fails in craft
-        models = [m.to(device).eval() for m in surrogates]
-        nets = _surrogate_nets(models, self.config)
-        shape = (3, models[0].space.size, models[0].space.size)
-        return calibrate(identities, nets, self.config, device, shape).to(torch.device("cpu"))
+        models, nets = _ready(surrogates, self.config, device)
+        return calibrate(identities, models, nets, self.config, device).to(torch.device("cpu"))
 
     def apply(self, veil: Veil, images: torch.Tensor) -> torch.Tensor:
         """Blend the veil into the images (eq. 12)."""
