@@ -79,3 +79,44 @@ def test_holm_textbook():
     assert stats.holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
     assert stats.holm([0.5, 0.9]) == pytest.approx([1.0, 1.0])  # monotone step-down
     assert stats.holm([]) == []
+
+
+def _people(n_people, photos):
+    return [f"p{i}" for i in range(n_people) for _ in range(photos)]
+
+
+def test_compare_ignores_a_change_inside_the_noise():
+    ids = _people(40, 5)
+    before = np.array([i % 2 == 0 for i in range(200)])
+    after = before.copy()
+    after[[0, 2, 4, 6, 8, 10, 12, 14]] = False  # 8 photos lost ...
+    after[[1, 3, 5]] = True  # ... 3 gained: -0.025, beyond a 0.02 tolerance
+    v = stats.judge_change(before, after, ids, tolerance=0.02)
+    assert v.beyond_tolerance and v.worse and not v.significant and not v.flagged
+    assert "within the noise" in v.reason
+
+
+def test_compare_flags_a_significant_change_after_holm():
+    ids = _people(30, 4)
+    before = np.ones(120, bool)
+    after = before.copy()
+    after[:48] = False  # 12 of 30 people lose every photo
+    steady = stats.MetricOutcomes("steady", before, before, ids, 0.02)
+    dropped = stats.MetricOutcomes("dropped", before, after, ids, 0.02)
+    verdicts = stats.judge_changes([steady, dropped])
+    assert [v.flagged for v in verdicts] == [False, True]
+    assert verdicts[1].test.method == "bootstrap-identity"
+    assert verdicts[1].adjusted_p >= verdicts[1].test.p_value  # corrected for two metrics
+
+
+def test_compare_flags_a_large_drop_on_a_tiny_sample_with_the_reason():
+    ids = _people(2, 3)  # the CI baseline's size: two people
+    before = np.ones(6, bool)
+    after = np.array([1, 1, 1, 0, 0, 0], bool)  # white-box MSR 1.0 -> 0.5
+    v = stats.judge_change(before, after, ids, tolerance=0.05)
+    assert v.flagged and v.test is None and "too few to test" in v.reason
+    up = stats.judge_change(after, before, ids, tolerance=0.05)
+    assert not up.flagged and "improvement" in up.reason
+    # Lower is better (e.g. black-box MSR): a rise is the drop in quality.
+    worse = stats.judge_change(after, before, ids, tolerance=0.05, higher_is_better=False)
+    assert worse.flagged

@@ -272,3 +272,136 @@ def holm(p_values: Sequence[float]) -> list[float]:
         running = max(running, min(1.0, (m - rank) * p[i]))
         adjusted[i] = running
     return adjusted.tolist()
+
+
+# Telling change from noise between two runs ---------------------------------------------------
+
+#: Below this many people a paired test cannot respect that one person's photos correlate:
+#: a change beyond the tolerance is then judged on the tolerance alone (drops are flagged).
+MIN_TEST_IDENTITIES = 5
+ALPHA = 0.05
+
+
+@dataclass(frozen=True)
+class MetricOutcomes:
+    """One rate of two runs on the same photos: per-photo outcomes, in the same photo order."""
+
+    name: str
+    before: Sequence[bool]
+    after: Sequence[bool]
+    identities: Sequence[str]
+    #: How far the rate may move before it counts as a change.
+    tolerance: float
+    #: False for rates where lower is better (e.g. MSR: the share still recognised).
+    higher_is_better: bool = True
+
+
+@dataclass(frozen=True)
+class ChangeVerdict:
+    """Whether one metric changed: beyond the tolerance *and* significant (Holm-adjusted)."""
+
+    name: str
+    before: float
+    after: float
+    difference: float
+    beyond_tolerance: bool
+    #: A move in the bad direction (whether or not it is flagged).
+    worse: bool
+    #: The paired test (None when the sample is too small to test).
+    test: PairedTest | None
+    adjusted_p: float | None
+    significant: bool
+    flagged: bool
+    reason: str
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["test"] = self.test.to_dict() if self.test else None
+        return d
+
+
+def _testable(metric: MetricOutcomes, alpha: float) -> str:
+    """Why the sample is too small for a paired test, or "" when it is not."""
+    people = len(set(metric.identities))
+    if people < MIN_TEST_IDENTITIES:
+        return f"{people} people: too few to test (needs {MIN_TEST_IDENTITIES})"
+    photos = len(metric.before)
+    if binomial_two_sided(0, photos) > alpha:  # even every photo changing could not show it
+        return f"{photos} photos: too few to test at alpha {alpha:g}"
+    return ""
+
+
+def judge_changes(
+    metrics: Sequence[MetricOutcomes], *, alpha: float = ALPHA, seed: int = 0
+) -> list[ChangeVerdict]:
+    """Each metric's verdict; Holm's correction runs over the metrics that could be tested.
+
+    A change is flagged when it is beyond the tolerance and its Holm-adjusted paired p-value
+    (:func:`paired_test`) is at most ``alpha``. Where the sample is too small to test, a move
+    beyond the tolerance in the bad direction is flagged all the same, with that reason; a move
+    the good way is then reported but not flagged.
+    """
+    tests, too_small = {}, {}
+    for m in metrics:
+        _paired(m.before, m.after)
+        if len(m.identities) != len(m.before):
+            raise ValueError(f"{m.name}: {len(m.before)} photos but {len(m.identities)} identities")
+        why = _testable(m, alpha)
+        if why:
+            too_small[m.name] = why
+        else:
+            tests[m.name] = paired_test(m.before, m.after, m.identities, seed=seed)
+    adjusted = dict(zip(tests, holm([t.p_value for t in tests.values()]), strict=True))
+    verdicts = []
+    for m in metrics:
+        before = float(np.mean(m.before)) if len(m.before) else float("nan")
+        after = float(np.mean(m.after)) if len(m.after) else float("nan")
+        diff = after - before
+        beyond = abs(diff) > m.tolerance + 1e-12
+        worse = diff < 0 if m.higher_is_better else diff > 0
+        test, p_adj = tests.get(m.name), adjusted.get(m.name)
+        significant = p_adj is not None and p_adj <= alpha
+        if not beyond:
+            flagged, reason = False, f"within the tolerance {m.tolerance:g}"
+        elif m.name in too_small:
+            flagged = worse
+            reason = f"{too_small[m.name]}; " + (
+                "flagged on the tolerance alone" if worse else "not flagged: an improvement"
+            )
+        else:
+            flagged = significant
+            reason = (
+                f"{'significant' if significant else 'within the noise'} "
+                f"({test.method}, Holm-adjusted p = {p_adj:.3g}, alpha {alpha:g})"
+            )
+        verdicts.append(
+            ChangeVerdict(
+                m.name,
+                before,
+                after,
+                diff,
+                beyond,
+                worse,
+                test,
+                p_adj,
+                significant,
+                flagged,
+                reason,
+            )
+        )
+    return verdicts
+
+
+def judge_change(
+    before: Sequence[bool],
+    after: Sequence[bool],
+    identities: Sequence[str],
+    *,
+    tolerance: float,
+    higher_is_better: bool = True,
+    alpha: float = ALPHA,
+    seed: int = 0,
+) -> ChangeVerdict:
+    """:func:`judge_changes` for one metric (no multiple-comparison correction)."""
+    metric = MetricOutcomes("rate", before, after, identities, tolerance, higher_is_better)
+    return judge_changes([metric], alpha=alpha, seed=seed)[0]
