@@ -33,7 +33,6 @@ def main(results_file: str) -> None:
         "builtin-protectors",
         "builtin-attacks",
         "builtin-datasets",
-        "builtin-commands",
     }
     assert expected <= set(builtin), f"built-in plugins missing: {expected - set(builtin)}"
     assert set(builtin.values()) == {"loaded"}, f"built-in plugins not loaded: {builtin}"

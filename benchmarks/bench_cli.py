@@ -20,7 +20,10 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 COMMANDS = {"--help": ["--help"], "list models": ["list", "models"]}
-CODE = "import sys\nfrom veilbench.cli import main\nsys.argv = ['veilbench', *sys.argv[1:]]\nmain()"
+CODE = (
+    "import sys\nfrom veilbench.commands import main\n"
+    "sys.argv = ['veilbench', *sys.argv[1:]]\nmain()"
+)
 
 
 def wall_time(tree: Path, args: list[str]) -> float:

@@ -11,10 +11,11 @@ from pathlib import Path
 import torch
 from bench_common import Context, lfw_gallery, median, timed
 
-from veilbench.data.images import save_png
+from veilbench.commands.protect import protect_command
+from veilbench.data.crops import canonical_crops
+from veilbench.data.images import save_png, write_images
 from veilbench.models.base import FaceSpace
 from veilbench.veilfile import Veil, save_veil
-from veilbench.workflow import canonical_crops, protect_command, write_images
 
 GOAL = 0.8
 

@@ -128,8 +128,9 @@ def large_run(identities: int, tmp: Path) -> dict:
 
 
 def protect(tmp: Path, photos: int) -> dict:
+    from veilbench.data.crops import canonical_crops
+    from veilbench.protectors.photos import ProtectJob, protect_files
     from veilbench.veilfile import Veil
-    from veilbench.workflow import ProtectJob, canonical_crops, protect_files
 
     person = sorted(p for p in LFW_DEV.iterdir() if p.is_dir())
     files = [f for d in person for f in sorted(d.glob("*.jpg"))][:photos]

@@ -7,7 +7,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from veilbench.cli import build_cli
+from veilbench.commands import build_cli
 from veilbench.data.datasets import image_folder
 from veilbench.evaluation.clean import clean_protocol
 

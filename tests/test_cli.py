@@ -8,7 +8,7 @@ import sys
 import pytest
 from click.testing import CliRunner
 
-from veilbench.cli import build_cli
+from veilbench.commands import build_cli
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +79,7 @@ def test_help_and_list_do_not_import_torch(args):
     """Listing stays fast and works when torch is broken: no model code is imported."""
     code = (
         "import sys\n"
-        "from veilbench.cli import main\n"
+        "from veilbench.commands import main\n"
         f"sys.argv = ['veilbench', *{args!r}]\n"
         "try:\n    main()\nexcept SystemExit as exc:\n    assert not exc.code, exc.code\n"
         "heavy = sorted(m for m in ('torch', 'numpy', 'cv2', 'PIL') if m in sys.modules)\n"

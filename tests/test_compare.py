@@ -8,7 +8,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from veilbench.cli import build_cli
+from veilbench.commands import build_cli
 from veilbench.compare import compare, parse_tolerance
 from veilbench.errors import ConfigError
 from veilbench.results import (

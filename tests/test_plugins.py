@@ -215,7 +215,7 @@ def run_cli(plugin_dir, module: str, *args: str) -> subprocess.CompletedProcess:
         import veilbench.plugins as P
         extra = EntryPoint({module!r}, {module!r}, 'veilbench')
         P.reset_plugins(P.Plugins(P.installed_entry_points() + [extra]))
-        from veilbench.cli import main
+        from veilbench.commands import main
         sys.argv = ['veilbench', *{list(args)!r}]
         main()
     """)

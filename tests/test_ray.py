@@ -21,7 +21,7 @@ from click.testing import CliRunner
 ray = pytest.importorskip("ray")
 psutil = pytest.importorskip("psutil")
 
-from veilbench.cli import build_cli  # noqa: E402
+from veilbench.commands import build_cli  # noqa: E402
 from veilbench.results import read_results  # noqa: E402
 
 
@@ -163,7 +163,7 @@ def test_failing_identity_is_named_and_the_others_match_local(cluster):
 
 def test_core_never_imports_ray():
     code = (
-        "import sys, veilbench.cli, veilbench.runner, veilbench.executors;"
+        "import sys, veilbench.commands, veilbench.runner, veilbench.executors;"
         "assert 'ray' not in sys.modules, 'ray imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
-from veilbench.cli import build_cli
+from veilbench.commands import build_cli
 
 pytestmark = pytest.mark.slow
 

@@ -12,7 +12,7 @@ import os
 import pytest
 from click.testing import CliRunner
 
-from veilbench.cli import build_cli
+from veilbench.commands import build_cli
 from veilbench.results import SCHEMA_VERSION, read_results, validate
 
 

@@ -15,7 +15,7 @@ from veilbench.errors import ConfigError
 from veilbench.models.base import FaceModel, InputSpec, ModelCard
 from veilbench.models.checkpoints import create_architecture, load_checkpoint
 from veilbench.training import ArcFaceHead, CosFaceHead, SoftmaxHead, create_head, train
-from veilbench.training.train import load_face_folder, rank1, train_command
+from veilbench.training.train import load_face_folder, rank1
 
 torch.set_num_threads(1)
 
@@ -152,10 +152,12 @@ def test_training_refuses_to_hold_out_too_many(tiny_lfw, tmp_path) -> None:
         )  # fmt: skip
 
 
-def test_cli_teacher_without_resolver_is_a_config_error(tmp_path) -> None:
+def test_cli_unknown_teacher_is_one_line(tmp_path) -> None:
+    from veilbench.commands import build_cli
+
     result = CliRunner().invoke(
-        train_command,
-        ["--arch", "mobilefacenet", "--dataset", str(tmp_path), "--out", str(tmp_path / "x.pth"),
-         "--teacher", "sface"],
+        build_cli(),
+        ["train", "--arch", "mobilefacenet", "--dataset", str(tmp_path), "--out",
+         str(tmp_path / "x.pth"), "--teacher", "no_such_model"],
     )  # fmt: skip
-    assert isinstance(result.exception, ConfigError)
+    assert result.exit_code == 2 and "no_such_model" in result.output

@@ -6,7 +6,7 @@ import pytest
 from click.testing import CliRunner
 
 import veilbench.runner
-from veilbench.cli import build_cli
+from veilbench.commands import build_cli
 
 
 @pytest.fixture

@@ -17,10 +17,11 @@ import pytest
 import torch
 from PIL import Image
 
-from veilbench.cli import build_cli
+from veilbench.commands import build_cli
 from veilbench.data.images import load_rgb, png_text
 from veilbench.errors import VeilFileError
 from veilbench.models.base import FaceSpace
+from veilbench.passphrase import PASSPHRASE_ENV
 from veilbench.veilcrypt import PNG_KEY, ScryptParams, photo_tag, tag_matches
 from veilbench.veilfile import (
     Veil,
@@ -30,7 +31,6 @@ from veilbench.veilfile import (
     save_veil,
     veil_info,
 )
-from veilbench.workflow import PASSPHRASE_ENV
 
 from . import test_workflow
 from .test_workflow import invoke

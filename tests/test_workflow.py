@@ -17,7 +17,7 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
-from veilbench.cli import build_cli
+from veilbench.commands import build_cli
 from veilbench.data.images import load_rgb
 from veilbench.models.base import FaceSpace
 from veilbench.veilfile import Veil, load_veil, save_veil
@@ -222,7 +222,7 @@ def test_random_weight_run_refuses_a_photo_as_dataset(tiny_plugins, lfw_dev, tmp
 
 
 def test_skipped_dataset_files_are_listed_on_the_console(capsys):
-    from veilbench.cli import _print_summary
+    from veilbench.commands.run import _print_summary
     from veilbench.results import ResultsDocument
 
     doc = ResultsDocument(problems=[{"identity": "x", "file": "x/1.jpg", "reason": "no face"}])

@@ -105,7 +105,7 @@ def invoke(*args: str) -> click.testing.Result:
     """``veilbench ARGS`` in this process (with the plugins :func:`use_plugins` set)."""
     from click.testing import CliRunner
 
-    from veilbench.cli import build_cli
+    from veilbench.commands import build_cli
 
     return CliRunner().invoke(build_cli(), list(args))
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -107,3 +108,32 @@ def png_text(path: str | os.PathLike) -> dict[str, str]:
             return {k: v for k, v in getattr(im, "text", {}).items() if isinstance(v, str)}
     except (OSError, SyntaxError, ValueError, UnidentifiedImageError):
         return {}
+
+
+def workers() -> int:
+    """Threads for reading and writing photos: decoding and encoding release the GIL."""
+    return min(8, (os.cpu_count() or 2) * 2)
+
+
+def write_images(
+    targets: Sequence[Path],
+    images: np.ndarray,
+    fmt: str,
+    quality: int,
+    force: bool,
+    text: Callable[[], dict[str, str]] | None = None,
+) -> list[Path]:
+    """Write each image to its target in parallel (PNG lossless); never over a file that
+    appeared since the names were checked unless ``force``. ``text()`` gives each PNG's text
+    chunks (called once per image)."""
+    def one(args: tuple[Path, np.ndarray]) -> Path:
+        target, image = args
+        try:
+            if fmt == "png":
+                return save_image(target, image, replace=force, text=text() if text else None)
+            return save_image(target, image, fmt="JPEG", quality=quality, replace=force)
+        except FileExistsError:
+            raise DataError(f"{target} appeared while writing; nothing was overwritten") from None
+
+    with ThreadPoolExecutor(workers()) as pool:
+        return list(pool.map(one, zip(targets, images, strict=True)))

@@ -11,15 +11,12 @@ face counts as a miss.
 
 from __future__ import annotations
 
-import json
 import time
-
-import click
 
 from veilbench.data.datasets import FaceDataset, ImageRef, prepare
 from veilbench.errors import DataError
 from veilbench.evaluation.identification import EmbeddingCache, Gallery, rank1
-from veilbench.models.base import FaceModel, FaceSpace
+from veilbench.models.base import FaceModel
 
 
 def clean_protocol(
@@ -76,36 +73,3 @@ def clean_rank1(
         "no_face": [p["file"] for p in g.problems + q.problems],
         "seconds": round(time.perf_counter() - t0, 1),
     }
-
-
-@click.command("rank1")
-@click.option("--models", default="sface,facenet,dlib_resnet", show_default=True)
-@click.option("--dataset", required=True, help="Dataset name or path.")
-@click.option(
-    "--alignment",
-    default=None,
-    type=click.Choice(["yunet", "center", "none"]),
-    help="Override the dataset's alignment.",
-)
-@click.option("--min-images", default=20, show_default=True)
-@click.option("--enrol", default=10, show_default=True)
-@click.option("--distractors", default=2000, show_default=True)
-@click.option("--probes", "max_probes", default=None, type=int, help="Use the first N probes.")
-@click.option("--device", default="auto", type=click.Choice(["auto", "cpu", "cuda"]))
-def rank1_command(models, dataset, alignment, min_images, enrol, distractors, max_probes, device):
-    """Clean 1:N rank-1 of face models (one JSON line per model)."""
-    from veilbench.data.resolve import resolve_dataset
-    from veilbench.device import pick_device
-    from veilbench.plugins import get_plugins
-
-    plugins = get_plugins()
-    dev = pick_device(device)
-    space = FaceSpace()
-    ds = resolve_dataset(dataset, plugins.registries["datasets"], space).dataset
-    if alignment:
-        ds.alignment = alignment
-    gallery, queries = clean_protocol(ds, min_images, enrol, distractors, max_probes)
-    for entry in plugins.registries["models"].select(models):
-        model = entry.create(space=space).to(dev).eval()
-        result = clean_rank1(model, ds, gallery, queries, device=str(dev))
-        click.echo(json.dumps(result))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from veilbench.training.heads import ArcFaceHead, CosFaceHead, SoftmaxHead, create_head
-from veilbench.training.train import TrainResult, make_train_command, train, train_command
+from veilbench.training.train import TrainResult, train
 
 __all__ = [
     "ArcFaceHead",
@@ -11,7 +11,5 @@ __all__ = [
     "SoftmaxHead",
     "TrainResult",
     "create_head",
-    "make_train_command",
     "train",
-    "train_command",
 ]

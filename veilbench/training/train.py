@@ -21,7 +21,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import click
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -33,7 +32,6 @@ from veilbench.errors import ConfigError, DataError, NumericalError
 from veilbench.files import atomic_write
 from veilbench.models.base import FaceModel, FaceSpace
 from veilbench.models.checkpoints import (
-    ARCHITECTURES,
     CHECKPOINT_FORMAT,
     create_architecture,
     default_card,
@@ -314,105 +312,3 @@ def train(
     )
     return TrainResult(out, metrics, history)
 
-
-def make_train_command(
-    resolve_teacher: Callable[[str], FaceModel] | None = None,
-) -> click.Command:
-    """The ``veilbench train`` command; ``resolve_teacher`` turns a model name into a FaceModel."""
-
-    @click.command("train")
-    @click.option("--arch", required=True, type=click.Choice(sorted(ARCHITECTURES)))
-    @click.option("--head", default="arcface", show_default=True, type=click.Choice(sorted(HEADS)))
-    @click.option(
-        "--dataset",
-        required=True,
-        type=click.Path(exists=True, file_okay=False, path_type=Path),
-        help="Folder of <identity>/<image> photos.",
-    )
-    @click.option(
-        "--out",
-        required=True,
-        type=click.Path(dir_okay=False, path_type=Path),
-        help="Checkpoint to write (.pth).",
-    )
-    @click.option("--epochs", default=10, show_default=True, type=click.IntRange(min=1))
-    @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(min=2))
-    @click.option("--lr", default=1e-3, show_default=True, type=float)
-    @click.option(
-        "--min-images",
-        default=4,
-        show_default=True,
-        type=click.IntRange(min=2),
-        help="Use identities with at least this many photos.",
-    )
-    @click.option(
-        "--held-out",
-        default=20,
-        show_default=True,
-        type=click.IntRange(min=1),
-        help="Identities kept out of training to score rank-1 on.",
-    )
-    @click.option(
-        "--alignment",
-        default="yunet",
-        show_default=True,
-        type=click.Choice(["yunet", "center", "none"]),
-        help="yunet: detect and align; center: LFW deep-funneled box; none: files are crops.",
-    )
-    @click.option("--teacher", default=None, help="Registered model to distil from.")
-    @click.option("--distill-weight", default=1.0, show_default=True, type=float)
-    @click.option("--seed", default=0, show_default=True, type=int)
-    @click.option(
-        "--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"])
-    )
-    def train_cmd(
-        arch: str,
-        head: str,
-        dataset: Path,
-        out: Path,
-        epochs: int,
-        batch_size: int,
-        lr: float,
-        min_images: int,
-        held_out: int,
-        alignment: str,
-        teacher: str | None,
-        distill_weight: float,
-        seed: int,
-        device: str,
-    ) -> None:
-        """Train a face-recognition model (optionally distilled from a teacher)."""
-        teacher_model = None
-        if teacher is not None:
-            if resolve_teacher is None:
-                raise ConfigError(
-                    "--teacher needs the model registry, which this build of the "
-                    "command lacks; train without --teacher"
-                )
-            teacher_model = resolve_teacher(teacher)
-        result = train(
-            arch,
-            head,
-            dataset,
-            out,
-            epochs=epochs,
-            batch_size=batch_size,
-            lr=lr,
-            min_images_per_identity=min_images,
-            held_out_identities=held_out,
-            alignment=alignment,
-            teacher=teacher_model,
-            distill_weight=distill_weight,
-            seed=seed,
-            device=device,
-            log=click.echo,
-            progress=True,
-        )
-        m = result.metrics
-        click.echo(f"rank1={m['rank1']:.4f} chance={m['chance']:.4f} checkpoint={out}")
-
-    return train_cmd
-
-
-#: The command without a teacher resolver; the CLI mounts ``make_train_command(resolver)``.
-train_command = make_train_command()

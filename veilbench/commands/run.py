@@ -1,0 +1,157 @@
+"""``veilbench run``: craft veils, evaluate them, print the summary."""
+
+from __future__ import annotations
+
+import click
+
+from veilbench.plugins import get_plugins
+
+
+@click.command("run")
+@click.option("--protector", default=None, help="Protector name (see `veilbench list protectors`).")
+@click.option("--models", default=None, help="all | a,b | wildcards | -exclusions.")
+@click.option("--surrogates", default=None, help="Also craft one ensemble veil against a,b,c.")
+@click.option(
+    "--craft-with", default=None, help="Models that craft their own veils [all of --models]."
+)
+@click.option("--attacks", default=None, help="Attacks for robustness sweeps (same selection).")
+@click.option(
+    "--adversaries",
+    default=None,
+    help="Adversaries that try to undo the protection [known_pair,difference,average]; "
+    "'' for none; `veilbench list adversaries`.",
+)
+@click.option(
+    "--adversary-k",
+    default=None,
+    help="Protected photos per person each adversary is given, a comma list [2,5,10].",
+)
+@click.option(
+    "--dataset", default=None, help="Dataset name or path (LFW folder/.tgz, image folder)."
+)
+@click.option("--out", default=None, type=click.Path(), help="Output folder [reports/latest].")
+@click.option(
+    "--config",
+    "config_file",
+    default=None,
+    type=click.Path(exists=True, dir_okay=False),
+    help="TOML config file [./veilbench.toml when present].",
+)
+@click.option("--device", default=None, type=click.Choice(["auto", "cpu", "cuda"]))
+@click.option("--seed", default=None, type=int)
+@click.option(
+    "--executor",
+    default=None,
+    type=click.Choice(["local", "ray"]),
+    help="Where crafting and evaluation run: this process [local] or a Ray cluster "
+    "(pip install 'veilbench[ray]').",
+)
+@click.option(
+    "--ray-address",
+    default=None,
+    help="Ray cluster to join (e.g. ray://head:10001) [the one on this machine, or a new one].",
+)
+@click.option("--identities", default=None, type=int, help="Probe identities (0 = all).")
+@click.option("--max-distractors", default=None, type=int, help="Cap the gallery's distractors.")
+@click.option("--param", "params", multiple=True, help="Protector hyper-parameter key=value.")
+@click.option(
+    "--checkpoint",
+    "checkpoints",
+    multiple=True,
+    help="MODEL=PATH: weights for an architecture (or the ONNX file for `onnx`).",
+)
+@click.option(
+    "--profile",
+    default=None,
+    type=click.Choice(["auto", "quick", "full"]),
+    help="quick: 2 identities, small gallery, short crafting; auto [default]: quick only on "
+    "the synthetic fallback.",
+)
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def run_command(
+    config_file, params, checkpoints, quiet, profile, identities, max_distractors, **flags
+):
+    """Craft veils and evaluate them: writes OUT/results.json and OUT/report.html."""
+    from veilbench.config import build_config, load_config, parse_params
+    from veilbench.outdir import claim_output
+    from veilbench.validation import validate_run
+
+    values = load_config(config_file)
+    flags["protocol.identities"] = identities
+    flags["protocol.max_distractors"] = max_distractors
+    if params:
+        flags["protector_params"] = {**values.get("protector_params", {}), **parse_params(params)}
+    if quiet:
+        flags["progress"] = False
+    flags["profile"] = profile
+    config = build_config(values, flags)
+    ckpts = dict(_split_pair(c) for c in checkpoints)
+    validate_run(config, get_plugins(), ckpts)  # every name and --param before heavy work
+    from veilbench.runner import run
+
+    with claim_output(config.out):
+        doc = run(config, checkpoints=ckpts)
+    _print_summary(doc)
+
+
+def _split_pair(text: str) -> tuple[str, str]:
+    from veilbench.errors import ConfigError
+
+    if "=" not in text:
+        raise ConfigError(f"--checkpoint takes MODEL=PATH, got {text!r}")
+    name, path = text.split("=", 1)
+    return name.strip(), path.strip()
+
+
+def _print_summary(doc) -> None:
+    """The console summary of a :class:`~veilbench.results.ResultsDocument`."""
+    for warning in doc.warnings:
+        click.echo(f"WARNING: {warning}", err=True)
+    problems = [p for p in doc.problems if isinstance(p, dict) and "file" in p]
+    for p in problems[:20]:
+        click.echo(f"skipped {p['file']}: {p.get('reason', '')}", err=True)
+    if len(problems) > 20:
+        click.echo(f"... and {len(problems) - 20} more (results.json: problems)", err=True)
+    for p in doc.problems:
+        if isinstance(p, dict) and p.get("stage") == "craft":
+            click.echo(f"not crafted {p['identity']} ({p['surrogates']}): {p['reason']}", err=True)
+    click.echo("MSR (rows: surrogate; columns: target, * = white-box; held-out photos)")
+    for key, s in doc.results.surrogates.items():
+        cells = "  ".join(
+            f"{t}{'*' if s.white_box(t) else ''}={_num(c['held_out'].msr)}"
+            for t, c in s.msr.items()
+        )
+        missed = s.unconverged()
+        # A white-box figure from unconverged veils is the optimiser's, not a privacy result.
+        flag = f"  ({len(missed)}/{len(s.convergence)} veils UNCONVERGED)" if missed else ""
+        click.echo(f"  {key:<24} {cells}{flag}")
+    for key, rates in doc.results.privacy().items():
+        r = rates["held_out"]
+        click.echo(
+            f"  {key:<24} service MSR {_num(r.service_msr)} | attacker MSR {_num(r.attacker_msr)}"
+            f" ({', '.join(r.attacker_models) or 'no other model'})"
+        )
+        if r.best_adversary is not None:
+            click.echo(
+                f"  {key:<24} under attack: {r.best_adversary} reconstructions re-identified by "
+                f"the attacker's model: rank-1 {_num(r.reconstruction_rank1)}"
+            )
+    for key, s in doc.results.surrogates.items():
+        p, r = s.image_metrics.protected, s.image_metrics.recovered
+        recovered = f"recovered SSIM {_num(r.ssim)}" if r else "no recovery"
+        click.echo(f"  {key:<24} protected SSIM {_num(p.ssim)} LPIPS {_num(p.lpips)} | {recovered}")
+    for key, s in doc.results.surrogates.items():
+        seen = s.perception
+        if seen is None or seen.face is None:
+            continue
+        after = " ".join(
+            f"{name}={_num(s.attacker_mean(c.protected))}" for name, c in seen.processed.items()
+        )
+        click.echo(
+            f"  {key:<24} face found in {_num(seen.face.detected)} of protected photos "
+            f"({_num(seen.face.detected_clean)} of originals) | attacker rank-1 after {after}"
+        )
+
+
+def _num(value: float | None) -> str:
+    return "n/a" if value is None or value != value else f"{value:.2f}"
