@@ -1,6 +1,6 @@
 """Plugin loading: entry points of the ``veilbench`` group, built-ins included.
 
-Built-in models, protectors, attacks, datasets and commands are plugins too
+Built-in models, protectors, attacks and datasets are plugins too
 (``plugins/veilbench_builtins``), loaded by the same path as third-party packages. Loading
 happens once, lazily, and imports no model code (factories are stored, not called).
 
