@@ -67,6 +67,10 @@ BUILTIN: dict[str, tuple[str, str]] = {
         "veilbench.commands.rank1:rank1_command",
         "Clean 1:N rank-1 of face models (one JSON line per model).",
     ),
+    "verify": (
+        "veilbench.commands.verify:verify_command",
+        "Face verification on LFW's View 2 pairs: accuracy, ROC, AUC, EER, TAR@FAR.",
+    ),
 }
 
 

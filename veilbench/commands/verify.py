@@ -75,7 +75,10 @@ def verify_command(
     plugins = get_plugins()
     dev = pick_device(device)
     space = FaceSpace()
-    log = click.get_text_stream("stderr").write
+
+    def log(message: str) -> None:
+        click.echo(message, err=True)
+
     ds = resolve_dataset(dataset, plugins.registries["datasets"], space).dataset
     if alignment:
         ds.alignment = alignment
@@ -92,11 +95,11 @@ def verify_command(
         flip=flip,
         all_impostors=all_impostors,
         device=str(dev),
-        log=lambda message: log(message + "\n"),
+        log=log,
     )
     if out:
         for path in write_outputs(doc, Path(out)):
-            log(f"wrote {path}\n")
+            log(f"wrote {path}")
     if as_json:
         click.echo(json.dumps(doc, indent=2))
     else:
