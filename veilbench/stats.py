@@ -38,7 +38,7 @@ class Interval:
     high: float
     #: "bootstrap-identity" or "wilson-identity" (or "wilson" when counts were given directly).
     method: str
-    confidence: float = CONFIDENCE
+    level: float = CONFIDENCE
 
     @property
     def width(self) -> float:
