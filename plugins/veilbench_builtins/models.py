@@ -1,10 +1,12 @@
 """Built-in face-recognition models.
 
 Real pretrained, available offline (weights from registry packages, sha256-checked):
-``sface``, ``facenet``, ``dlib_resnet``. Architectures that need a user checkpoint
-(``--checkpoint NAME=PATH`` or ``veilbench train``): the paper's ``resnet50_softmax`` /
-``resnet50_cosface`` / ``resnet50_arcface``, ``iresnet18/34/50/100``, ``mobilefacenet``,
-``seresnet50``, ``inception_resnet_v1``; and ``onnx`` for any ArcFace-style ONNX file by path.
+``sface``, ``facenet``, ``dlib_resnet``. Real pretrained from their authors' GitHub
+repositories (or ``$VEILBENCH_WEIGHTS``): ``mobilefacenet_casia``, ``mobileface_v2``.
+Architectures that need a user checkpoint (``--checkpoint NAME=PATH`` or ``veilbench
+train``): the paper's ``resnet50_softmax`` / ``resnet50_cosface`` / ``resnet50_arcface``,
+``iresnet18/34/50/100``, ``mobilefacenet``, ``seresnet50``, ``inception_resnet_v1``; and ``onnx``
+for any ArcFace-style ONNX file by path.
 """
 
 from __future__ import annotations
@@ -54,34 +56,46 @@ def _onnx(space=None, path: str | None = None, **_):
     return create_onnx_model(path, space=space)
 
 
-#: name -> (the model factory and its card as "module:function", weight file, description).
+#: name -> (the model factory and its card as "module:function", weight files, description).
 #: Everything else about a model (licence, embedding size, input) is in its card.
 PRETRAINED = {
     "sface": (
         "veilbench.models.sface:create_sface",
         "veilbench.models.sface:sface_card",
-        W.SFACE,
+        [W.SFACE],
         "OpenCV Zoo SFace (2021dec), ONNX -> torch via onnx2torch",
     ),
     "facenet": (
         "veilbench.models.facenet:create_facenet",
         "veilbench.models.facenet:facenet_card",
-        W.FACENET_KERAS,
+        [W.FACENET_KERAS],
         "FaceNet (Keras weights) in veilbench's Inception-ResNet-v1",
     ),
     "dlib_resnet": (
         "veilbench.models.dlib_resnet:create_dlib_resnet",
         "veilbench.models.dlib_resnet:dlib_resnet_card",
-        W.DLIB_RESNET,
+        [W.DLIB_RESNET],
         "dlib's face-recognition ResNet, ported to torch",
+    ),
+    "mobilefacenet_casia": (
+        "veilbench.models.mobilefacenet_casia:create_mobilefacenet_casia",
+        "veilbench.models.mobilefacenet_casia:mobilefacenet_casia_card",
+        [W.MOBILEFACENET_CASIA],
+        "MobileFaceNet, ArcFace head on CASIA-WebFace, 112 x 96 crop (research use only)",
+    ),
+    "mobileface_v2": (
+        "veilbench.models.mobileface_v2:create_mobileface_v2",
+        "veilbench.models.mobileface_v2:mobileface_v2_card",
+        [W.MOBILEFACE_V2_PARAMS, W.MOBILEFACE_V2_SYMBOL],
+        "MobileFace Identification V2 (MXNet, MS1M), rebuilt in torch from its symbol",
     ),
 }
 
 
 @hookimpl
 def register_models(register):
-    for name, (create, card, weight, description) in PRETRAINED.items():
-        register(name, lazy.factory(create), card=card, weights=[weight], description=description)
+    for name, (create, card, files, description) in PRETRAINED.items():
+        register(name, lazy.factory(create), card=card, weights=files, description=description)
     for name, (arch, description) in CHECKPOINT_ARCHS.items():
         register(
             name,

@@ -13,7 +13,7 @@ single veil image feeds every model.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import replace
 
 import torch
 import torch.nn.functional as F
@@ -21,94 +21,25 @@ from torch import nn
 
 from veilbench.errors import ModelInputError
 
-#: insightface's 5-point ArcFace template for a 112 x 112 crop (eyes, nose tip, mouth corners).
-ARCFACE_TEMPLATE_112: tuple[tuple[float, float], ...] = (
-    (38.2946, 51.6963),
-    (73.5318, 51.5014),
-    (56.0252, 71.7366),
-    (41.5493, 92.3655),
-    (70.7299, 92.2041),
+# The records live in the torch-free card module; imported from here as before.
+from veilbench.models.card import (
+    ARCFACE_TEMPLATE_112,
+    SPHEREFACE_CROP_96X112,
+    FaceSpace,
+    InputSpec,
+    ModelCard,
 )
 
-
-@dataclass(frozen=True)
-class FaceSpace:
-    """The canonical crop: the ArcFace template scaled to ``template_size`` plus ``margin``."""
-
-    #: Side of the ArcFace template inside the crop (112: the paper's aligned crop).
-    template_size: int = 112
-    #: Pixels around the template, for models trained on wider chips; S = template + 2 margin.
-    margin: int = 16
-
-    @property
-    def size(self) -> int:
-        return self.template_size + 2 * self.margin
-
-    def landmarks(self) -> list[tuple[float, float]]:
-        """Where the 5 template points lie in canonical pixels."""
-        s = self.template_size / 112.0
-        return [(x * s + self.margin, y * s + self.margin) for x, y in ARCFACE_TEMPLATE_112]
-
-    def box_to_pixels(self, box: tuple[float, float, float, float]) -> tuple[float, ...]:
-        """A box in 112-template coordinates, in canonical pixels."""
-        s = self.template_size / 112.0
-        return tuple(v * s + self.margin for v in box)
-
-
-@dataclass(frozen=True)
-class InputSpec:
-    """How a model wants its input; all of it is applied inside ``FaceModel.forward``.
-
-    ``crop`` is the square the model sees, as (x0, y0, x1, y1) in 112-pixel ArcFace-template
-    coordinates: ``(0, 0, 112, 112)`` is the plain ArcFace crop; a wider box means a wider chip.
-    The model input is ``(x / 255 * scale - mean) / std`` after channel reordering, i.e. with
-    ``scale=255, mean=127.5, std=128`` the insightface convention.
-    """
-
-    #: Side of the square the backbone receives, in pixels.
-    size: int = 112
-    #: The square the model sees, in 112-pixel ArcFace-template coordinates.
-    crop: tuple[float, float, float, float] = (0.0, 0.0, 112.0, 112.0)
-    #: "RGB" or "BGR": the channel order the backbone expects.
-    channels: str = "RGB"
-    #: Pixels are first mapped to [0, scale].
-    scale: float = 255.0
-    #: Per-channel mean subtracted after scaling (in the backbone's channel order).
-    mean: tuple[float, float, float] = (127.5, 127.5, 127.5)
-    #: Per-channel divisor applied after the mean.
-    std: tuple[float, float, float] = (128.0, 128.0, 128.0)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-@dataclass
-class ModelCard:
-    """What a registered model is: goes into ``veilbench list models`` and every result file."""
-
-    #: The registered name.
-    name: str
-    #: The network, in words (e.g. "iresnet50").
-    architecture: str
-    #: Length of the embeddings the model returns.
-    embedding_size: int
-    #: How the canonical crop becomes the backbone's input (applied by FaceModel).
-    input: InputSpec = field(default_factory=InputSpec)
-    #: Licence of the weights.
-    licence: str = "unknown"
-    #: Where the weights or architecture come from.
-    source: str = ""
-    #: The paper to cite.
-    paper: str = ""
-    #: True only for trained weights; a random-init model says False (and registers weights=[]).
-    pretrained: bool = False
-    #: The weight files: ``[{"name", "sha256", "sources"}]``.
-    weights: list[dict] = field(default_factory=list)
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["input"] = self.input.to_dict()
-        return d
+__all__ = [
+    "ARCFACE_TEMPLATE_112",
+    "SPHEREFACE_CROP_96X112",
+    "FaceModel",
+    "FaceSpace",
+    "InputSpec",
+    "ModelCard",
+    "flip_concat",
+    "warp_grid",
+]
 
 
 def warp_grid(
@@ -117,14 +48,15 @@ def warp_grid(
     """The sampling grid taking a canonical crop to the model's input, or None if identity."""
     x0, y0, x1, y1 = space.box_to_pixels(spec.crop)
     S = space.size
-    if (x0, y0, x1, y1) == (0.0, 0.0, float(S), float(S)) and spec.size == S:
+    h, w = spec.shape
+    if (x0, y0, x1, y1) == (0.0, 0.0, float(S), float(S)) and h == w == S:
         return None
-    n = spec.size
     # Centres of output pixels, in canonical pixel coordinates, then in grid_sample's [-1, 1]
     # (align_corners=False: -1 is the left edge of pixel 0).
-    ts = (torch.arange(n, dtype=torch.float32, device=device) + 0.5) / n
-    xs = (x0 + ts * (x1 - x0)) / S * 2 - 1
-    ys = (y0 + ts * (y1 - y0)) / S * 2 - 1
+    tx = (torch.arange(w, dtype=torch.float32, device=device) + 0.5) / w
+    ty = (torch.arange(h, dtype=torch.float32, device=device) + 0.5) / h
+    xs = (x0 + tx * (x1 - x0)) / S * 2 - 1
+    ys = (y0 + ty * (y1 - y0)) / S * 2 - 1
     gy, gx = torch.meshgrid(ys, xs, indexing="ij")
     return torch.stack([gx, gy], dim=-1).unsqueeze(0)
 
@@ -169,3 +101,24 @@ class FaceModel(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.backbone(self.preprocess(x)).flatten(1), dim=1)
+
+
+class FlipConcat(nn.Module):
+    """A backbone's features of its input and of the mirrored input, concatenated.
+
+    The mirror is taken of the model's own input (after the crop), as face-recognition
+    authors evaluate (e.g. SphereFace, MobileFaceNet on LFW).
+    """
+
+    def __init__(self, backbone: nn.Module):
+        super().__init__()
+        self.inner = backbone
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self.inner(x).flatten(1), self.inner(x.flip(3)).flatten(1)], dim=1)
+
+
+def flip_concat(model: FaceModel) -> FaceModel:
+    """``model`` returning flip-concatenated embeddings (twice as long; ``card.flip`` True)."""
+    card = replace(model.card, embedding_size=2 * model.card.embedding_size, flip=True)
+    return FaceModel(FlipConcat(model.backbone), card, model.space).eval()

@@ -26,7 +26,7 @@ import os
 import pickle
 import zipfile
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -261,16 +261,6 @@ def load_strict(
     backbone.load_state_dict(state, strict=False)  # everything but counters checked above
 
 
-def _card_from_dict(d: dict) -> ModelCard:
-    """A ModelCard from a stored card dict (extra entries such as "training" are ignored)."""
-    known = {f.name for f in fields(ModelCard)}
-    kwargs = {k: v for k, v in d.items() if k in known}
-    spec = dict(kwargs.pop("input"))
-    for key in ("crop", "mean", "std"):
-        spec[key] = tuple(spec[key])
-    return ModelCard(input=InputSpec(**spec), **kwargs)
-
-
 def default_card(arch: str) -> ModelCard:
     """The card of ``arch`` with random weights (no checkpoint)."""
     a = get_architecture(arch)
@@ -310,7 +300,7 @@ def create_architecture(
             )
         load_strict(backbone, state, arch, path)
         if stored is not None:
-            card = _card_from_dict(stored)
+            card = ModelCard.from_dict(stored)
         else:
             card.name = f"{arch}:{path.stem}"
             card.licence = "unknown (user checkpoint)"
