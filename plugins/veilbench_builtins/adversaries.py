@@ -39,10 +39,23 @@ BUILTIN_ADVERSARIES: dict[str, tuple[str, ThreatModel, str]] = {
         "small image-to-image network trained on other people's photos under veils the "
         "attacker crafts himself (cached checkpoint)",
     ),
+    "parrot": (
+        "veilbench.adversaries.parrot:Parrot",
+        ThreatModel(public_algorithm=True, own_gallery=True),
+        "obfuscates his own gallery the same way and matches against it (vs obfuscation)",
+    ),
 }
+#: The protector threat (``Traits.threats``) each adversary belongs to.
+APPLIES_TO: dict[str, str] = {"parrot": "parrot"}
 
 
 @hookimpl
 def register_adversaries(register):
     for name, (target, threat, description) in BUILTIN_ADVERSARIES.items():
-        register(name, factory(target), threat=threat, description=description)
+        register(
+            name,
+            factory(target),
+            threat=threat,
+            description=description,
+            applies_to=APPLIES_TO.get(name, "reused_perturbation"),
+        )

@@ -18,6 +18,7 @@ BUILTIN_ATTACKS: dict[str, tuple[str, list[float], str]] = {
     "jpeg": ("quality", [100, 90, 75, 50, 30, 10], "JPEG re-encoding"),
     "resize": ("scale", [1.0, 0.75, 0.5, 0.35, 0.25], "down-and-up resizing"),
     "blur": ("sigma (px)", [0, 0.5, 1, 2, 3], "Gaussian blur"),
+    "nlmeans": ("h (0-255 units)", [0, 3, 6, 10, 15], "non-local means denoising (purification)"),
     # What a person does to a photo to see the face (the perception proxy uses amount 1).
     "contrast_stretch": ("amount (0-1)", [0, 0.5, 1], "auto levels (1-99th percentile stretch)"),
     "equalize": ("amount (0-1)", [0, 0.5, 1], "histogram equalisation per channel"),

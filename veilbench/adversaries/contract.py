@@ -25,6 +25,9 @@ class ThreatModel:
     public_photos: bool = False
     #: The protection algorithm and an FR model of his own, to craft veils himself.
     public_algorithm: bool = False
+    #: He processes his own gallery the way the protector does and matches against it (the
+    #: parrot): the run matches his ``reconstruct`` output against ``adversary.gallery(...)``.
+    own_gallery: bool = False
 
     def to_dict(self) -> dict[str, bool]:
         return asdict(self)
@@ -34,6 +37,7 @@ class ThreatModel:
         given += ["a known (original, protected) pair"] if self.known_pair else []
         given += ["other people's photos"] if self.public_photos else []
         given += ["the public algorithm and his own FR model"] if self.public_algorithm else []
+        given += ["his own gallery protected the same way"] if self.own_gallery else []
         return " + ".join(given)
 
 

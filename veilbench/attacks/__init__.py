@@ -120,6 +120,23 @@ def jpeg(quality: float) -> Attack:
     return attack
 
 
+def nlmeans(h: float) -> Attack:
+    """Non-local means denoising (OpenCV ``fastNlMeansDenoisingColored``, 7 x 7 patches in a
+    21 x 21 window) with filter strength ``h`` for luminance and colour, 0-255 units; an
+    offline purifier that strips small perturbations while keeping edges."""
+
+    def attack(x: torch.Tensor) -> torch.Tensor:
+        if h <= 0:
+            return x
+        out = []
+        for img in x.detach().clamp(0, 255).round().byte().permute(0, 2, 3, 1).cpu().numpy():
+            bgr = np.ascontiguousarray(img[..., ::-1])  # OpenCV's Lab conversion expects BGR
+            out.append(cv2.fastNlMeansDenoisingColored(bgr, None, h, h, 7, 21)[..., ::-1])
+        return torch.from_numpy(np.stack(out).copy()).permute(0, 3, 1, 2).float().to(x.device)
+
+    return attack
+
+
 # Simple processing a person would try on a protected photo to see the face (the perception
 # proxy, ``veilbench.evaluation.perception``). ``amount`` blends the processed image with the
 # input: 0 is the identity, 1 the full operation.

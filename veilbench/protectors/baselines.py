@@ -48,6 +48,8 @@ class VUAPProtector(EngineProtector):
     name = "vuap"
     per_image = False
     config_class = VUAPConfig
+    threats = ("reused_perturbation", "purification")
+    utility = "white_box_tar"
 
 
 class AVIHProtector(EngineProtector):
@@ -56,6 +58,7 @@ class AVIHProtector(EngineProtector):
     name = "avih"
     per_image = True
     config_class = AVIHConfig
+    utility = "white_box_tar"
 
 
 @dataclass
@@ -71,6 +74,10 @@ class NoneProtector:
 
     name = "none"
     per_image = False
+    # Nothing to attack; on the cloak frontier it is the unchanged photo (LPIPS 0).
+    threats: tuple[str, ...] = ()
+    promise = "cloak"
+    utility = "lpips"
 
     def __init__(self, **params: Any) -> None:
         self.config = make_config(NoneConfig, params)

@@ -31,8 +31,9 @@ class Protector(Protocol):
     ``config`` dataclass as metadata lets ``veilbench run`` check ``--param`` keys and types
     before anything heavy starts.
 
-    Attributes (``per_image``, ``secret`` and ``recoverable`` are optional class attributes,
-    the one place each trait is declared; read them with :func:`traits`):
+    Attributes (``per_image``, ``secret``, ``recoverable``, ``threats``, ``promise`` and
+    ``utility`` are optional class attributes, the one place each trait is declared; read them
+    with :func:`traits`):
 
     - ``name`` (str): the registered name, stored in veil files and results.
     - ``config``: the hyper-parameters in use (a dataclass with ``to_dict()``, or a dict);
@@ -47,6 +48,11 @@ class Protector(Protocol):
       protected ones and the secret. A protector that cannot be undone sets it False: the runner
       never calls ``recover``, its results hold no recovered-image figures (``None``) and the
       report says "no recovery (protector cannot be undone)".
+    - ``threats`` (tuple of names from :data:`THREATS`, default ``("purification",)``): the
+      threat models that apply to it, so a run attacks each protector the way that suits it.
+    - ``promise`` (a name from :data:`PROMISES`, default ``"concealment"``) and ``utility`` (a
+      name from :data:`UTILITIES`, default ``"none"``): what the protection promises and the
+      figure that measures how well it keeps that promise (a leaderboard's x axis).
 
     Methods:
 
@@ -89,6 +95,31 @@ class Protector(Protocol):
     ) -> torch.Tensor: ...
 
 
+#: Threat models a protector can declare: which adversaries and attacks apply to it.
+THREATS: dict[str, str] = {
+    "reused_perturbation": "one perturbation reused over a person's photos: the algebraic and "
+    "learned adversaries that cancel it (difference, average, known pair, inversion)",
+    "parrot": "the attacker obfuscates his own gallery the same way and matches against it",
+    "purification": "image processing that strips a perturbation (JPEG, resize, blur, median, "
+    "non-local means)",
+}
+#: What a protection promises: ``cloak`` (the photo looks unchanged; the face recogniser is
+#: fooled) or ``concealment`` (the face is hidden from people; its owner or the service may
+#: keep something).
+PROMISES: dict[str, str] = {
+    "cloak": "the photo looks unchanged while face recognition fails",
+    "concealment": "the face is hidden from people; its owner or the service may keep something",
+}
+#: The figure that says how well a protection keeps its promise (lower LPIPS is better; higher
+#: is better for the others).
+UTILITIES: dict[str, str] = {
+    "lpips": "LPIPS of the protected photo to the original (a cloak's visual cost)",
+    "white_box_tar": "the service's own model still recognises the protected photos",
+    "recoverability": "the owner recovers the original photos from the protected ones",
+    "none": "nothing is kept",
+}
+
+
 @dataclass(frozen=True)
 class Traits:
     """What a protector declares about itself (see :class:`Protector`)."""
@@ -96,6 +127,9 @@ class Traits:
     per_image: bool = False
     secret: bool = True
     recoverable: bool = True
+    threats: tuple[str, ...] = ("purification",)
+    promise: str = "concealment"
+    utility: str = "none"
 
 
 C = TypeVar("C")
@@ -155,6 +189,14 @@ def make_config(cls: type[C], params: dict[str, Any]) -> C:
 def traits(protector: Any) -> Traits:
     """The traits a protector (instance or class) declares; missing ones take their defaults."""
     default = Traits()
+    flags = {k: bool(getattr(protector, k, getattr(default, k))) for k in _FLAGS}
+    threats = getattr(protector, "threats", default.threats)
     return Traits(
-        **{k: bool(getattr(protector, k, getattr(default, k))) for k in Traits.__dataclass_fields__}
+        **flags,
+        threats=(threats,) if isinstance(threats, str) else tuple(str(t) for t in threats),
+        promise=str(getattr(protector, "promise", default.promise)),
+        utility=str(getattr(protector, "utility", default.utility)),
     )
+
+
+_FLAGS = ("per_image", "secret", "recoverable")

@@ -56,6 +56,8 @@ class VeilProtector(EngineProtector):
     name = "veil"
     per_image = False
     config_class = VeilConfig
+    threats = ("reused_perturbation", "purification")
+    utility = "white_box_tar"
 
     def apply(self, veil: Veil, images: torch.Tensor) -> torch.Tensor:
         shift = int(veil.config.get("shift", 0))
