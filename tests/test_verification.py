@@ -191,3 +191,27 @@ def test_verify_bad_pairs_file_is_one_line(lfw_dev, tmp_path):
     )
     assert result.exit_code != 0
     assert "pairs.txt" in result.output and "Traceback" not in result.output
+
+
+def test_pairs_fetched_when_missing_or_one_clear_line(tmp_path, monkeypatch):
+    import hashlib
+
+    from veilbench.verification import pairs as P
+
+    monkeypatch.setenv("VEILBENCH_CACHE", str(tmp_path / "cache"))
+    official = tmp_path / "served" / "pairs.txt"
+    official.parent.mkdir()
+    official.write_text(PAIRS)
+    monkeypatch.setattr(P, "PAIRS_MIRRORS", ())
+    monkeypatch.setattr(P, "PAIRS_MD5", hashlib.md5(PAIRS.encode()).hexdigest())
+    monkeypatch.setenv("VEILBENCH_LFW_PAIRS_MIRRORS", official.as_uri())
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    with pytest.raises(DataError, match="--pairs PATH"):
+        find_pairs(photos)  # not the LFW archive: nothing is fetched
+    fetched = find_pairs(photos, download=True)
+    assert fetched.read_text() == PAIRS and fetched.is_relative_to(tmp_path / "cache")
+    monkeypatch.setenv("VEILBENCH_LFW_PAIRS_MIRRORS", (tmp_path / "nowhere.txt").as_uri())
+    fetched.unlink()
+    with pytest.raises(DataError, match="none could be fetched.*--pairs PATH"):
+        find_pairs(photos, download=True)

@@ -90,7 +90,8 @@ def pairs_candidates(dataset_root: Path) -> list[Path]:
 
 def find_pairs(dataset_root: Path, *, download: bool = False) -> Path:
     """The first pair list beside the dataset; downloaded into the cache when asked to."""
-    for path in pairs_candidates(dataset_root):
+    root = Path(dataset_root)
+    for path in pairs_candidates(root):
         if path.is_file():
             return path
     if download:
@@ -98,8 +99,13 @@ def find_pairs(dataset_root: Path, *, download: bool = False) -> Path:
 
         extra = os.environ.get("VEILBENCH_LFW_PAIRS_MIRRORS", "").split()
         urls = extra + [u for u in PAIRS_MIRRORS if u not in extra]
-        return fetch(urls, cache_dir() / "lfw" / "pairs.txt", PAIRS_MD5)
-    looked = ", ".join(str(p) for p in pairs_candidates(dataset_root))
+        try:
+            return fetch(urls, cache_dir() / "lfw" / "pairs.txt", PAIRS_MD5)
+        except DataError as exc:
+            raise DataError(
+                f"no pairs.txt beside {root} and none could be fetched ({exc}); pass --pairs PATH"
+            ) from exc
+    looked = ", ".join(str(p) for p in pairs_candidates(root))
     raise DataError(f"no pairs.txt found (looked at {looked}); pass --pairs PATH")
 
 
