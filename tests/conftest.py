@@ -33,6 +33,20 @@ def celeb_dev() -> Path:
     return _shared("celeb-dev", "raw web photos")
 
 
+def shared_weights_dir() -> Path:
+    return Path(os.environ.get("VEILBENCH_SHARED_WEIGHTS", REPO.parent / "shared" / "weights"))
+
+
+@pytest.fixture
+def shared_weights(monkeypatch) -> Path:
+    """Weight files that ship in no registry package, as ``$VEILBENCH_WEIGHTS``; skip if absent."""
+    path = shared_weights_dir()
+    if not path.is_dir():
+        pytest.skip(f"weight files not found at {path} (set VEILBENCH_SHARED_WEIGHTS)")
+    monkeypatch.setenv("VEILBENCH_WEIGHTS", str(path))
+    return path
+
+
 # The plugin package's own tests run in their own process (test_plugin_pkg.py), with the
 # package importable; collected here they would fail wherever it is not installed.
 collect_ignore = ["plugin_pkg"]
