@@ -42,8 +42,8 @@ def test_second_run_on_the_same_out_is_refused_and_a_killed_one_leaves_nothing(t
         # What the killed process was writing when it died (mkstemp names).
         (out / "veils" / "sface").mkdir(parents=True)
         stale = [
-            out / ".results.json.ab12_xyz.tmp",
-            out / "veils" / "sface" / ".Ann.veil.q1w2e3r4.tmp",
+            out / ".results.json.ab12_xyz.veilbench-tmp",
+            out / "veils" / "sface" / ".Ann.veil.q1w2e3r4.veilbench-tmp",
         ]
         for path in stale:
             path.write_bytes(b"half")

@@ -90,7 +90,7 @@ def test_random_weight_craft_fresh_seed_by_default_and_never_replaces_a_veil(
 
     # An existing veil is refused before any work, then replaced only with --force + backup.
     before = a.read_bytes()
-    stale = tmp_path / ".a.veil.k3j_x9q2.tmp"  # what a killed write leaves
+    stale = tmp_path / ".a.veil.k3j_x9q2.veilbench-tmp"  # what a killed write leaves
     stale.write_bytes(b"partial")
     again = _craft(folder, a)
     assert again.exit_code == 2 and "already exists" in again.output and "--force" in again.output

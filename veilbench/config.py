@@ -51,6 +51,8 @@ class RunConfig:
     # numbers of protected photos per person each is given.
     adversaries: str = "known_pair,difference,average"
     adversary_k: str = "2,5,10"
+    # What to measure (see `veilbench list measurements`); "all": every one that applies.
+    measurements: str = "all"
     dataset: str | None = None
     out: str = "reports/latest"
     device: str = "auto"
@@ -154,7 +156,11 @@ def load_config(path: str | Path | None) -> dict[str, Any]:
             return {}
     path = Path(path)
     try:
-        raw = tomllib.loads(path.read_text())
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:  # TOML is UTF-8; the message never quotes the bytes
+        raise ConfigError(
+            f"cannot read config {path}: not UTF-8 text (byte {exc.start}); save it as UTF-8"
+        ) from None
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"cannot read config {path}: {exc}") from exc
     allowed = {"run", "protocol", "protector", "attacks"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -13,7 +14,8 @@ SUFFIX = {"png": ".png", "jpeg": ".jpg"}
 
 
 def collect_images(inputs: Sequence[str]) -> list[Path]:
-    """The photos named: files as given, folders as their image files (sorted)."""
+    """The photos named: files as given, folders as their image files (sorted); a photo named
+    twice (``a.jpg a.jpg``, or a file and its folder) is read once."""
     paths: list[Path] = []
     for item in inputs:
         p = Path(item)
@@ -25,7 +27,13 @@ def collect_images(inputs: Sequence[str]) -> list[Path]:
             raise DataError(f"{item} does not exist")
     if not paths:
         raise DataError(f"no images found in {', '.join(inputs)}")
-    return paths
+    seen: set[Path] = set()
+    unique = []
+    for p in paths:
+        if (real := p.resolve()) not in seen:
+            seen.add(real)
+            unique.append(p)
+    return unique
 
 
 def output_names(paths: Sequence[Path], out: Path, suffix: str, force: bool) -> dict[Path, Path]:
@@ -50,7 +58,7 @@ def output_names(paths: Sequence[Path], out: Path, suffix: str, force: bool) -> 
             raise ConfigError(
                 f"{target} would overwrite the input {src}: write into another folder (-o)"
             )
-        if target.exists():
+        if os.path.lexists(target):  # a dangling symlink planted there counts too
             existing.append(target)
         targets.append(target)
     if existing and not force:

@@ -3,6 +3,10 @@
 The lock is an advisory ``flock`` on ``OUT/.veilbench.lock``, held for the whole run. The kernel
 drops it when the process ends in any way (SIGKILL included), so a lock is never stale; the file
 itself holds the holder's pid, host and start time for the error message of the next run.
+
+What a killed run left is only veilbench's own temp files (:data:`veilbench.files.TEMP_NAME`),
+in the folders a run writes: ``--out`` itself and the veil folders under ``--out/veils``.
+Anything else under ``--out``, a user's ``*.tmp`` file included, is never touched.
 """
 
 from __future__ import annotations
@@ -16,24 +20,25 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from veilbench.errors import ConfigError
-from veilbench.veilfile import remove_stale_temp_files
+from veilbench.files import check_writable_folder, remove_stale_temp_files
 
 LOCK_NAME = ".veilbench.lock"
+#: The folder under ``--out`` where a run keeps its veils, one sub-folder per surrogate set.
+VEILS = "veils"
 
 
 def check_output_folder(out: str | os.PathLike) -> Path:
-    """``out`` as a Path, or a one-line error when it cannot be a folder (before any work)."""
-    path = Path(out)
-    for parent in (path, *path.parents):
-        if parent.exists():
-            if not parent.is_dir():
-                raise ConfigError(
-                    f"--out {out}: {parent} is a file, not a folder; choose another --out"
-                )
-            if not os.access(parent, os.W_OK | os.X_OK):
-                raise ConfigError(f"--out {out}: {parent} is not writable; choose another --out")
-            break
-    return path
+    """``out`` as a Path, or a one-line error when it cannot be a writable folder (before any
+    work)."""
+    return check_writable_folder(out, "--out")
+
+
+def owned_folders(out: Path) -> list[Path]:
+    """The folders a run writes into: ``out`` and its veil folders (never a symlink)."""
+    veils = out / VEILS
+    if not veils.is_dir() or veils.is_symlink():
+        return [out]
+    return [out, veils, *(d for d in sorted(veils.iterdir()) if d.is_dir() and not d.is_symlink())]
 
 
 @contextmanager
@@ -44,7 +49,7 @@ def claim_output(out: str | os.PathLike) -> Iterator[Path]:
     path = check_output_folder(out)
     path.mkdir(parents=True, exist_ok=True)
     lock = path / LOCK_NAME
-    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)  # never a planted link
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -56,8 +61,8 @@ def claim_output(out: str | os.PathLike) -> Iterator[Path]:
         holder = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()}
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps(holder).encode(), 0)
-        # Only now, holding the lock, is every temp file here a dead run's leftover.
-        for folder in [path, *(p for p in path.rglob("*") if p.is_dir())]:
+        # Only now, holding the lock, is every veilbench temp file here a dead run's leftover.
+        for folder in owned_folders(path):
             remove_stale_temp_files(folder)
         yield path
     finally:

@@ -27,11 +27,11 @@ import io
 import json
 import math
 import os
-import re
 import time
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -39,9 +39,13 @@ import torch.nn.functional as F
 from PIL import Image
 
 import veilbench
-from veilbench.errors import VeilFileError
-from veilbench.files import atomic_write
+from veilbench.data.images import open_image
+from veilbench.errors import DataError, VeilFileError
+from veilbench.files import atomic_write, private_folder
 from veilbench.veilcrypt import ScryptParams, kdf_params, seal, unseal, veil_id
+
+if TYPE_CHECKING:
+    from veilbench.protectors.engine.convergence import VeilConvergence
 
 FORMAT = "veilbench-veil"
 #: The newest format this version reads: 2 = encrypted.
@@ -128,17 +132,17 @@ class Veil:
         }
 
 
-def convergence_of(veil: Veil) -> dict | None:
+def convergence_of(veil: Veil) -> VeilConvergence | None:
     """The veil's convergence record (``stats["convergence"]``), None for older veil files.
 
-    Keys: ``converged`` (every crafting photo matched its identity on every surrogate and the
-    visual target held), ``iterations`` used, ``cap``, ``until`` ("converged" / "fixed"),
-    ``rms`` and ``rms_target``, per surrogate ``surrogates[name]`` = ``cosine_min``,
-    ``cosine_mean`` (to the identity's clean centroid), ``threshold`` and ``matched`` (share
-    of crafting photos matched), and ``calibration`` (each surrogate's measured scale).
+    See :class:`~veilbench.protectors.engine.convergence.VeilConvergence`: whether every
+    crafting photo matched its identity on every surrogate and the visual target held, the
+    iterations used and the cap, and each surrogate's fit and calibration.
     """
-    record = veil.stats.get("convergence") if isinstance(veil.stats, dict) else None
-    return record if isinstance(record, dict) else None
+    # Deferred: the engine package imports this module.
+    from veilbench.protectors.engine.convergence import from_stats
+
+    return from_stats(veil.stats)
 
 
 def image_sha256(images: torch.Tensor) -> list[str]:
@@ -193,7 +197,7 @@ def save_veil(
     was being written: a veil is the only key to the photos protected with it.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_folder(path.parent)  # a folder of veils says by its file names whose veils exist
     members = {"meta.json": json.dumps(veil.metadata(), indent=2, sort_keys=True).encode()}
     members.update(_encode(veil.veil))
     if passphrase is not None:
@@ -209,26 +213,20 @@ def save_veil(
     return path
 
 
-def remove_stale_temp_files(folder: str | os.PathLike, name: str = "*") -> list[Path]:
-    """Delete the temp files that an atomic write into ``folder`` left when it was killed."""
-    removed = []
-    for tmp in Path(folder).glob(f".{name}.*.tmp"):
-        if TEMP_NAME.fullmatch(tmp.name) and tmp.is_file():
-            tmp.unlink(missing_ok=True)
-            removed.append(tmp)
-    return removed
-
-
-#: The name ``tempfile.mkstemp(prefix=".NAME.", suffix=".tmp")`` gives: 8 random characters.
-TEMP_NAME = re.compile(r"\..+\.[a-z0-9_]{8}\.tmp")
-
 #: The largest veil side accepted from a file (the canonical crops are 112-160 px).
 MAX_SIDE = 4096
+#: Limits on what a veil archive may inflate to, checked from its directory before any member
+#: is inflated (a zip bomb is refused having read a few bytes): the metadata, any one member
+#: (a float32 veil of MAX_SIDE fits), all members together, and how many there are.
+MAX_META_BYTES = 1 << 20
+MAX_MEMBER_BYTES = 4 * 3 * MAX_SIDE * MAX_SIDE + (1 << 20)
+MAX_TOTAL_BYTES = 256 << 20
+MAX_MEMBERS = 4096
 _FIX = "craft a new veil (veilbench craft) or restore the file from a backup"
 
 
 def _decode_png(data: bytes) -> torch.Tensor:
-    with Image.open(io.BytesIO(data)) as im:
+    with open_image(io.BytesIO(data), limit=MAX_SIDE * MAX_SIDE, name="veil PNG") as im:
         if im.mode != "RGB":
             raise ValueError(f"veil PNG has mode {im.mode}, expected RGB")
         return torch.from_numpy(np.array(im)).permute(2, 0, 1).float()
@@ -328,21 +326,53 @@ _READ_ERRORS = (
     RuntimeError,
     NotImplementedError,
     Image.DecompressionBombError,
+    DataError,
 )
 
 
+def _check_sizes(z: zipfile.ZipFile, path: Path) -> None:
+    """Refuse an archive whose directory declares more than the limits, before inflating."""
+    infos = z.infolist()
+    if len(infos) > MAX_MEMBERS:
+        raise VeilFileError(f"veil file {path} holds {len(infos)} members; not read; {_FIX}")
+    for info in infos:
+        limit = MAX_META_BYTES if info.filename == "meta.json" else MAX_MEMBER_BYTES
+        if info.file_size > limit:
+            raise VeilFileError(
+                f"veil file {path}: member {info.filename} would inflate to {info.file_size} "
+                f"bytes, over the limit of {limit}; not read; {_FIX}"
+            )
+    total = sum(info.file_size for info in infos)
+    if total > MAX_TOTAL_BYTES:
+        raise VeilFileError(
+            f"veil file {path} would inflate to {total} bytes, over the limit of "
+            f"{MAX_TOTAL_BYTES}; not read; {_FIX}"
+        )
+
+
+def _read(z: zipfile.ZipFile, name: str) -> bytes:
+    """One member, never more than its limit even when its declared size lies."""
+    limit = MAX_META_BYTES if name == "meta.json" else MAX_MEMBER_BYTES
+    with z.open(name) as f:
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise ValueError(f"member {name} inflates past the limit of {limit} bytes")
+    return data
+
+
 def _read_plain(z: zipfile.ZipFile, path: Path) -> tuple[dict, torch.Tensor]:
+    _check_sizes(z, path)
     names = set(z.namelist())
     if "meta.json" not in names:
         raise VeilFileError(f"{path} is not a veil file (no meta.json); {_FIX}")
-    meta = _check_meta(json.loads(z.read("meta.json")), path)
+    meta = _check_meta(json.loads(_read(z, "meta.json")), path)
     shape = tuple(meta["shape"])
     if "veil.npy" in names:
-        pixels = _read_npy(z.read("veil.npy"))
+        pixels = _read_npy(_read(z, "veil.npy"))
     elif len(shape) == 3:
-        pixels = _decode_png(z.read("veil.png"))
+        pixels = _decode_png(_read(z, "veil.png"))
     else:
-        pixels = torch.stack([_decode_png(z.read(f"veil-{i:04d}.png")) for i in range(shape[0])])
+        pixels = torch.stack([_decode_png(_read(z, f"veil-{i:04d}.png")) for i in range(shape[0])])
     return meta, pixels
 
 
@@ -354,14 +384,15 @@ def _open(path: Path, passphrase: bytes | None) -> tuple[dict, torch.Tensor | No
         with zipfile.ZipFile(path) as z:
             if "veil.enc" not in z.namelist():
                 return _read_plain(z, path)
-            head = z.read("meta.json")
+            _check_sizes(z, path)
+            head = _read(z, "meta.json")
             header = _check_meta(json.loads(head), path)
             if not header.get("encrypted"):
                 raise ValueError("veil.enc in a file whose header says it is not encrypted")
             kdf_params(header)  # sane before anyone derives a key with it
             if passphrase is None:
                 return header, None
-            sealed = z.read("veil.enc")
+            sealed = _read(z, "veil.enc")
         inner = unseal(head, sealed, passphrase, path)
         with zipfile.ZipFile(io.BytesIO(inner)) as z:
             meta, pixels = _read_plain(z, path)

@@ -74,8 +74,35 @@ BUILTIN: dict[str, tuple[str, str]] = {
 }
 
 
+#: The exit status after Ctrl-C (128 + SIGINT), as shells report it.
+INTERRUPTED = 130
+
+
 class VeilbenchGroup(click.Group):
-    """Shows a :class:`VeilbenchError` as one line (the fix included); ``--verbose`` for more."""
+    """Shows a :class:`VeilbenchError` as one line (the fix included); ``--verbose`` for more.
+
+    Usage errors are one line too, and Ctrl-C exits with status 130.
+    """
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            code = super().main(*args, standalone_mode=False, **kwargs)
+        except click.UsageError as exc:
+            where = f" (see {exc.ctx.command_path} --help)" if exc.ctx else ""
+            click.echo(f"Error: {exc.format_message()}{where}", err=True)
+            sys.exit(exc.exit_code)
+        except click.ClickException as exc:
+            click.echo(f"Error: {exc.format_message()}", err=True)
+            sys.exit(exc.exit_code)
+        except (click.Abort, KeyboardInterrupt) as exc:
+            if isinstance(exc, click.Abort) and not isinstance(exc.__cause__, KeyboardInterrupt):
+                click.echo("Aborted: no input.", err=True)
+                sys.exit(1)
+            click.echo("Interrupted; every file written so far is complete.", err=True)
+            sys.exit(INTERRUPTED)
+        sys.exit(code if isinstance(code, int) else 0)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -127,4 +154,6 @@ def main() -> None:
     except VeilbenchError as exc:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(2)
+    except KeyboardInterrupt:
+        sys.exit(INTERRUPTED)
     group(prog_name="veilbench")

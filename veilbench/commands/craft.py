@@ -53,7 +53,13 @@ from veilbench.passphrase import PASSPHRASE_ENV
     type=click.Choice(["yunet", "center", "none"]),
     show_default=True,
 )
-@click.option("--min-images", default=5, show_default=True, help="Refuse fewer usable photos.")
+@click.option(
+    "--min-images",
+    default=5,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Refuse fewer usable photos.",
+)
 @click.option("--device", default="auto", type=click.Choice(["auto", "cpu", "cuda"]))
 @click.option(
     "--seed",
@@ -97,11 +103,11 @@ def craft_command(
     """Craft one person's veil from their photos."""
     from veilbench.data.crops import canonical_crops
     from veilbench.device import pick_device
+    from veilbench.files import check_writable_folder, remove_stale_temp_files
     from veilbench.models.base import FaceSpace
     from veilbench.naming import collect_images
     from veilbench.plugins import get_plugins
     from veilbench.protectors.photos import to_tensor
-    from veilbench.veilfile import remove_stale_temp_files
 
     output = Path(output)
     if output.exists() and not force:
@@ -111,6 +117,7 @@ def craft_command(
         )
     if not Path(images_dir).is_dir():
         raise DataError(f"--images {images_dir} is a file; give the folder of the person's photos")
+    check_writable_folder(output.parent, "-o")  # now, not after minutes of crafting
     plugins = get_plugins()
     prot = _veil_protector(plugins, protector, params)
     model_entries = [plugins.registries["models"].get(m) for m in models]  # names first
@@ -199,17 +206,17 @@ def _warn_unconverged(veil: Any) -> bool:
     from veilbench.veilfile import convergence_of
 
     record = convergence_of(veil)
-    if record is None or record.get("converged") is not False:
+    if record is None or record.converged is not False:
         return True
     fits = "; ".join(
-        f"{m}: min cosine {f['cosine_min']:.3f} (threshold {f['threshold']:.3f}), "
-        f"{f['matched']:.0%} of photos matched"
-        for m, f in record.get("surrogates", {}).items()
+        f"{m}: min cosine {f.cosine_min:.3f} (threshold {f.threshold:.3f}), "
+        f"{f.matched:.0%} of photos matched"
+        for m, f in record.surrogates.items()
     )
     click.echo(
-        f"warning: the veil did not converge in {record.get('iterations')} iterations "
-        f"(cap {record.get('cap')}): {fits}; RMS {record.get('rms')} (target "
-        f"{record.get('rms_target')}). The service's model may not recognise photos "
+        f"warning: the veil did not converge in {record.iterations} iterations "
+        f"(cap {record.cap}): {fits}; RMS {record.rms} (target "
+        f"{record.rms_target}). The service's model may not recognise photos "
         "protected with it; raise --param max_iterations=N or add photos",
         err=True,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -11,6 +12,29 @@ import click
 
 from veilbench.errors import DataError
 from veilbench.passphrase import PASSPHRASE_ENV, passphrase_from_sources
+
+
+class FiniteFloat(click.ParamType):
+    """A finite number at least ``min`` (above it with ``open_min``): NaN and inf are refused,
+    which click's FloatRange lets through."""
+
+    name = "number"
+
+    def __init__(self, min: float = 0.0, open_min: bool = False) -> None:
+        self.min, self.open_min = min, open_min
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number", param, ctx)
+        low = number <= self.min if self.open_min else number < self.min
+        if not math.isfinite(number) or low:
+            sign = ">" if self.open_min else ">="
+            self.fail(f"{value!r} is not a finite number {sign} {self.min:g}", param, ctx)
+        return number
 
 
 def echo_json(data: Any) -> None:

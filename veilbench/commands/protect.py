@@ -31,7 +31,9 @@ from veilbench.commands.options import (
 @click.option(
     "--format", "fmt", default="png", type=click.Choice(["png", "jpeg"]), show_default=True
 )
-@click.option("--quality", default=95, show_default=True, help="JPEG quality.")
+@click.option(
+    "--quality", default=95, show_default=True, type=click.IntRange(1, 100), help="JPEG quality."
+)
 @click.option("--force", is_flag=True, help="Replace existing files in OUTPUT (never an input).")
 @click.option(
     "--executor",
@@ -62,10 +64,12 @@ def protect_command(
     1: some were skipped (listed); 2: none, or bad input.
     """
     from veilbench.executors import get_executor
+    from veilbench.files import check_writable_folder
     from veilbench.models.base import FaceSpace
     from veilbench.naming import SUFFIX, collect_images, output_names
     from veilbench.protectors.photos import PROTECT_BATCH, ProtectJob, protect_files, veil_space
 
+    check_writable_folder(output, "-o")  # before any work
     veil = open_veil(veil_file, passphrase_file)
     all_paths = collect_images(images)
     targets = output_names(all_paths, Path(output), SUFFIX[fmt], force)

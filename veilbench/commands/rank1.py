@@ -19,10 +19,16 @@ import click
     type=click.Choice(["yunet", "center", "none"]),
     help="Override the dataset's alignment.",
 )
-@click.option("--min-images", default=20, show_default=True)
-@click.option("--enrol", default=10, show_default=True)
-@click.option("--distractors", default=2000, show_default=True)
-@click.option("--probes", "max_probes", default=None, type=int, help="Use the first N probes.")
+@click.option("--min-images", default=20, show_default=True, type=click.IntRange(min=2))
+@click.option("--enrol", default=10, show_default=True, type=click.IntRange(min=1))
+@click.option("--distractors", default=2000, show_default=True, type=click.IntRange(min=0))
+@click.option(
+    "--probes",
+    "max_probes",
+    default=None,
+    type=click.IntRange(min=1),
+    help="Use the first N probes.",
+)
 @click.option("--device", default="auto", type=click.Choice(["auto", "cpu", "cuda"]))
 def rank1_command(models, dataset, alignment, min_images, enrol, distractors, max_probes, device):
     """Clean 1:N rank-1 of face models (one JSON line per model)."""

@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from veilbench.commands.options import (
+    FiniteFloat,
     finish,
     open_veil,
     passphrase_file_option,
@@ -25,6 +26,7 @@ from veilbench.commands.options import (
     "--gaussian-sigma",
     default=0.0,
     show_default=True,
+    type=FiniteFloat(0.0),
     help="Optional Gaussian filter after recovery (the paper's; measured to hurt).",
 )
 @click.option("--force", is_flag=True, help="Replace existing files in OUTPUT (never an input).")
@@ -38,11 +40,13 @@ def recover_command(veil_file, protected, output, gaussian_sigma, force, passphr
     """
     from veilbench.data.crops import canonical_crops
     from veilbench.data.images import write_images
+    from veilbench.files import check_writable_folder
     from veilbench.models.base import FaceSpace
     from veilbench.naming import collect_images, output_names
     from veilbench.protectors.photos import JPEG_SLACK, mismatches, to_tensor, to_uint8
     from veilbench.veilfile import recover_images
 
+    check_writable_folder(output, "-o")  # before any work
     veil = open_veil(veil_file, passphrase_file)
     all_paths = collect_images(protected)
     targets = output_names(all_paths, Path(output), ".png", force)
@@ -61,5 +65,8 @@ def recover_command(veil_file, protected, output, gaussian_sigma, force, passphr
     report_problems(problems + [p for p in fit if isinstance(p, dict)])
     keep = [i for i, p in enumerate(fit) if not isinstance(p, dict)]
     recovered = to_uint8(recover_images(veil, images[keep], gaussian_sigma))
-    written = write_images([targets[paths[i]] for i in keep], recovered, "png", 100, force)
+    written, unwritten = write_images(
+        [targets[paths[i]] for i in keep], recovered, "png", 100, force
+    )
+    report_problems(unwritten)
     finish("recovered", len(written), len(all_paths), output)

@@ -38,7 +38,7 @@ from veilbench.plugins import get_plugins
     help="TOML config file [./veilbench.toml when present].",
 )
 @click.option("--device", default=None, type=click.Choice(["auto", "cpu", "cuda"]))
-@click.option("--seed", default=None, type=int)
+@click.option("--seed", default=None, type=click.IntRange(0, 2**63 - 1))
 @click.option(
     "--executor",
     default=None,
@@ -51,8 +51,15 @@ from veilbench.plugins import get_plugins
     default=None,
     help="Ray cluster to join (e.g. ray://head:10001) [the one on this machine, or a new one].",
 )
-@click.option("--identities", default=None, type=int, help="Probe identities (0 = all).")
-@click.option("--max-distractors", default=None, type=int, help="Cap the gallery's distractors.")
+@click.option(
+    "--identities", default=None, type=click.IntRange(min=0), help="Probe identities (0 = all)."
+)
+@click.option(
+    "--max-distractors",
+    default=None,
+    type=click.IntRange(min=0),
+    help="Cap the gallery's distractors.",
+)
 @click.option("--param", "params", multiple=True, help="Protector hyper-parameter key=value.")
 @click.option(
     "--checkpoint",

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from veilbench.commands.options import FiniteFloat
 from veilbench.models.checkpoints import ARCHITECTURES
 from veilbench.training.heads import HEADS
 
@@ -27,7 +28,7 @@ from veilbench.training.heads import HEADS
 )
 @click.option("--epochs", default=10, show_default=True, type=click.IntRange(min=1))
 @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(min=2))
-@click.option("--lr", default=1e-3, show_default=True, type=float)
+@click.option("--lr", default=1e-3, show_default=True, type=FiniteFloat(0.0, open_min=True))
 @click.option(
     "--min-images",
     default=4,
@@ -50,8 +51,8 @@ from veilbench.training.heads import HEADS
     help="yunet: detect and align; center: LFW deep-funneled box; none: files are crops.",
 )
 @click.option("--teacher", default=None, help="Registered model to distil from.")
-@click.option("--distill-weight", default=1.0, show_default=True, type=float)
-@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--distill-weight", default=1.0, show_default=True, type=FiniteFloat(0.0))
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(0, 2**63 - 1))
 @click.option(
     "--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"])
 )

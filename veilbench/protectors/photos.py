@@ -73,8 +73,10 @@ def protect_files(job: ProtectJob, paths: Sequence[Path]) -> tuple[int, list[dic
     def fingerprint() -> dict[str, str]:  # a fresh salt per photo: tags do not link photos
         return {PNG_KEY: photo_tag(job.veil.veil)}
 
-    written = write_images(names, protected, job.fmt, job.quality, job.force, fingerprint)
-    return len(written), problems
+    written, unwritten = write_images(
+        names, protected, job.fmt, job.quality, job.force, fingerprint
+    )
+    return len(written), problems + unwritten
 
 
 def mismatches(
