@@ -108,5 +108,9 @@ def test_lazy_commands_list_the_same_help_as_the_real_ones(cli):
 def test_list_protectors_json_shows_each_protectors_declared_traits(cli):
     listed = json.loads(CliRunner().invoke(cli, ["list", "protectors", "--json"]).output)
     traits = {p["name"]: p.get("traits") for p in listed}
-    assert traits["avih"] == {"per_image": True, "secret": True, "recoverable": True}
-    assert traits["veil"] == {"per_image": False, "secret": True, "recoverable": True}
+    flags = ("per_image", "secret", "recoverable")
+    assert [traits["avih"][k] for k in flags] == [True, True, True]
+    assert [traits["veil"][k] for k in flags] == [False, True, True]
+    assert traits["veil"]["threats"] == ["reused_perturbation", "purification"]
+    assert traits["face_blur"]["promise"] == "concealment"
+    assert traits["pgd"]["promise"] == "cloak" and traits["pgd"]["utility"] == "lpips"

@@ -29,6 +29,10 @@ class FaceBlurConfig:
     #: Standard deviation in canonical pixels (the strength; 0 leaves the photo unchanged).
     sigma: float = 4.0
 
+    def __post_init__(self) -> None:
+        if self.sigma < 0:
+            raise ConfigError(f"face_blur sigma must be >= 0, got {self.sigma}")
+
     def to_dict(self) -> dict:
         return asdict(self)
 
@@ -39,6 +43,10 @@ class PixelateConfig:
 
     #: Block side in canonical pixels (the strength; 1 leaves the photo unchanged).
     block: int = 8
+
+    def __post_init__(self) -> None:
+        if self.block < 1:
+            raise ConfigError(f"pixelate block must be >= 1 pixel, got {self.block}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -55,6 +63,12 @@ class MaskConfig:
     #: The solid grey level, 0-255.
     value: float = 0.0
 
+    def __post_init__(self) -> None:
+        if self.region not in ("face", "eyes"):
+            raise ConfigError(f'mask region must be "face" or "eyes", got {self.region!r}')
+        if not 0 <= self.opacity <= 1 or not 0 <= self.value <= 255:
+            raise ConfigError("mask opacity must be in [0, 1] and value in [0, 255]")
+
     def to_dict(self) -> dict:
         return asdict(self)
 
@@ -67,6 +81,11 @@ class KSameConfig(PoolConfig):
     k: int = 5
     #: The model whose embedding finds the nearest faces (a surrogate's name; "" = the first).
     model: str = ""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.k < 1:
+            raise ConfigError(f"ksame k must be >= 1, got {self.k}")
 
 
 def canonical_space(size: int) -> FaceSpace:
@@ -102,10 +121,6 @@ class ObfuscationProtector:
 
     def __init__(self, **params: Any) -> None:
         self.config = make_config(self.config_class, params)
-        self.check()
-
-    def check(self) -> None:
-        """Raise ConfigError for a bad strength (subclasses)."""
 
     def craft(
         self,
@@ -134,10 +149,6 @@ class FaceBlurProtector(ObfuscationProtector):
     name = "face_blur"
     config_class = FaceBlurConfig
 
-    def check(self) -> None:
-        if self.config.sigma < 0:
-            raise ConfigError(f"face_blur sigma must be >= 0, got {self.config.sigma}")
-
     def obfuscate(self, images: torch.Tensor) -> torch.Tensor:
         return images if self.config.sigma <= 0 else gaussian_blur(images, self.config.sigma)
 
@@ -145,10 +156,6 @@ class FaceBlurProtector(ObfuscationProtector):
 class PixelateProtector(ObfuscationProtector):
     name = "pixelate"
     config_class = PixelateConfig
-
-    def check(self) -> None:
-        if self.config.block < 1:
-            raise ConfigError(f"pixelate block must be >= 1 pixel, got {self.config.block}")
 
     def obfuscate(self, images: torch.Tensor) -> torch.Tensor:
         b = self.config.block
@@ -162,13 +169,6 @@ class PixelateProtector(ObfuscationProtector):
 class MaskProtector(ObfuscationProtector):
     name = "mask"
     config_class = MaskConfig
-
-    def check(self) -> None:
-        c = self.config
-        if c.region not in ("face", "eyes"):
-            raise ConfigError(f'mask region must be "face" or "eyes", got {c.region!r}')
-        if not 0 <= c.opacity <= 1 or not 0 <= c.value <= 255:
-            raise ConfigError("mask opacity must be in [0, 1] and value in [0, 255]")
 
     def obfuscate(self, images: torch.Tensor) -> torch.Tensor:
         x0, y0, x1, y1 = mask_box(canonical_space(images.shape[-1]), self.config.region)
@@ -199,8 +199,6 @@ class KSameProtector:
 
     def __init__(self, **params: Any) -> None:
         self.config = make_config(KSameConfig, params)
-        if self.config.k < 1:
-            raise ConfigError(f"ksame k must be >= 1, got {self.config.k}")
         #: A pool a run reserves from its dataset (overrides the ``pool`` folder).
         self.pool: PublicPool | None = None
 

@@ -111,6 +111,17 @@ class PoolConfig:
     #: Seed of the choice of pool photos.
     pool_seed: int = 0
 
+    def __post_init__(self) -> None:
+        if self.pool_alignment not in ("yunet", "center", "none"):
+            raise ConfigError(
+                f'pool_alignment must be "yunet", "center" or "none", got {self.pool_alignment!r}'
+            )
+        if self.pool_photos < 1:
+            raise ConfigError(f"pool_photos must be >= 1, got {self.pool_photos}")
+        after = getattr(super(), "__post_init__", None)  # the other config of a combined class
+        if after is not None:
+            after()
+
     def to_dict(self) -> dict:
         return asdict(self)
 
