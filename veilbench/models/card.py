@@ -168,13 +168,18 @@ class ModelCard:
 def in_all(entry: Any) -> bool:
     """Whether ``--models all`` selects a model registration (a registry ``Entry``).
 
-    Real models and checkpoint architectures (``needs``) are in; a model whose card says it is
-    not real (random weights, a demo) runs only when named. A registration without a card is
+    Real models and checkpoint architectures (``needs``) are in, an insightface pack's model
+    (``pack``) once the pack is on disk; a model whose card says it is not real (random
+    weights, a demo) runs only when named. A registration without a card is
     in (nothing says otherwise).
     """
     from veilbench.lazy import resolve
 
     meta = entry.metadata
+    if meta.get("pack"):  # an insightface pack: only once it is on disk
+        from veilbench.models.packs import find_pack, get_pack
+
+        return find_pack(get_pack(meta["pack"])) is not None
     if meta.get("needs") or meta.get("card") is None:
         return True
     try:

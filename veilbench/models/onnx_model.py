@@ -10,6 +10,7 @@ export) normalises internally and takes [0, 255] pixels; any other takes
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from torch import nn
 
 from veilbench.errors import ModelInputError, WeightsError
 from veilbench.models.base import FaceModel, FaceSpace, InputSpec, ModelCard
-from veilbench.weights import sha256_file
+from veilbench.weights import cache_dir, sha256_file
 
 
 def load_onnx(path: str | os.PathLike) -> onnx.ModelProto:
@@ -227,4 +228,47 @@ def create_onnx_model(
     backbone = _to_torch(model, path.name)
     # Pretrained recognisers are attacked and evaluated, not trained: no weight gradients.
     backbone.requires_grad_(False)
-    return OnnxFaceModel(backbone, card, path, space).eval()
+    face_model = OnnxFaceModel(backbone, card, path, space).eval()
+    check_conversion(face_model)
+    return face_model
+
+
+#: The torch conversion must give embeddings within this cosine of onnxruntime's.
+CONVERSION_TOLERANCE = 1e-4
+
+
+def _check_crops(space: FaceSpace, n: int = 3) -> torch.Tensor:
+    """Fixed face-like crops: a smooth random field per crop (seeded), in [0, 255]."""
+    g = torch.Generator().manual_seed(0)
+    coarse = torch.rand(n, 3, 9, 9, generator=g) * 255
+    return F.interpolate(coarse, size=(space.size, space.size), mode="bicubic").clamp(0, 255)
+
+
+def check_conversion(model: OnnxFaceModel) -> None:
+    """Refuse a model whose torch conversion disagrees with onnxruntime (checked once per file).
+
+    The outcome is recorded by the file's sha256 in ``$VEILBENCH_CACHE/onnx-checks.json``, so a
+    file is run through onnxruntime on its first load only.
+    """
+    from veilbench.files import write_text_atomic
+
+    record = cache_dir() / "onnx-checks.json"
+    digest = sha256_file(model.onnx_path)
+    try:
+        checked = json.loads(record.read_text())
+    except (OSError, ValueError):  # none yet, or damaged: check again
+        checked = {}
+    if digest not in checked:
+        x = _check_crops(model.space)
+        with torch.no_grad():
+            cos = (model(x) * model.forward_runtime(x)).sum(1)
+        checked[digest] = {"file": model.onnx_path.name, "min_cosine": float(cos.min())}
+        record.parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(record, json.dumps(checked, indent=1))
+    worst = checked[digest]["min_cosine"]
+    if worst < 1 - CONVERSION_TOLERANCE:
+        raise WeightsError(
+            f"the torch conversion of {model.onnx_path.name} disagrees with onnxruntime "
+            f"(cosine {worst:.5f} on check crops, need >= {1 - CONVERSION_TOLERANCE}); "
+            "refusing it: evaluate it black-box with OnnxRuntimeEmbedder instead"
+        )
