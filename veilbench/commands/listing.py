@@ -21,7 +21,38 @@ def list_command(kind: str, as_json: bool) -> None:
         echo_json([_describe(e) for e in entries])
         return
     for e in entries:
-        click.echo(f"{e.name:<22} {e.metadata.get('description', '')}  [{e.plugin}]")
+        extra = f"  ({_model_state(e)})" if kind == "models" else ""
+        click.echo(f"{e.name:<22} {e.metadata.get('description', '')}  [{e.plugin}]{extra}")
+
+
+def _model_state(entry) -> str:
+    """A model's measured LFW accuracy and whether its weights are on disk, in words."""
+    from veilbench.models.packs import PACKS, find_pack
+    from veilbench.weights import find_local
+
+    try:
+        card = model_card(entry) if entry.metadata.get("card") is not None else None
+    except Exception:  # a card must not break listing (`--json` shows the error)
+        card = None
+    if entry.metadata.get("needs"):
+        lfw = "LFW: that of your checkpoint"
+    elif card is None or not card.real:
+        lfw = "demo: not a face recogniser" if card is not None else "no card"
+    elif card.lfw:
+        lfw = f"LFW {100 * card.lfw['accuracy']:.2f}%"
+    else:
+        lfw = "LFW not measured"
+    weights = entry.metadata.get("weights", [])
+    if entry.metadata.get("pack"):
+        present = "weights on disk" if find_pack(PACKS[entry.metadata["pack"]]) else "no weights"
+    elif entry.metadata.get("needs"):
+        present = "your checkpoint"
+    elif weights:
+        on_disk = all(find_local(w) is not None for w in weights)
+        present = "weights on disk" if on_disk else "weights not on disk"
+    else:
+        present = "no weight files"
+    return f"{lfw}; {present}"
 
 
 def _describe(entry) -> dict[str, Any]:
@@ -36,6 +67,7 @@ def _describe(entry) -> dict[str, Any]:
             except Exception as exc:  # a card must not break listing
                 data["card_error"] = f"{type(exc).__name__}: {exc}"
         data["available"] = all(status(w).available for w in entry.metadata.get("weights", []))
+        data["state"] = _model_state(entry)
     if entry.kind == "protectors":
         from dataclasses import asdict
 
