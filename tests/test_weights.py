@@ -65,3 +65,23 @@ def test_missing_without_fetch(isolated_cache):
     _, w = make_weight(isolated_cache)
     with pytest.raises(WeightsError, match="not on disk"):
         resolve(w, fetch=False)
+
+
+def test_fetch_all_skips_a_file_only_on_github_when_unreachable(isolated_cache, monkeypatch):
+    from click.testing import CliRunner
+
+    from tests.test_download import _closed_port_url
+    from veilbench import weights
+    from veilbench.commands import build_cli
+
+    src, reachable = make_weight(isolated_cache)
+    unreachable = WeightFile("gone.bin", "0" * 64, 3, (Url(_closed_port_url()),))
+    known = {"w.bin": reachable, "gone.bin": unreachable}
+    monkeypatch.setattr(weights, "KNOWN_WEIGHTS", known)
+    result = CliRunner().invoke(build_cli(), ["weights", "fetch", "all"])
+    assert result.exit_code == 0, result.output
+    assert "gone.bin: skipped, not reachable here" in result.output
+    assert "$VEILBENCH_WEIGHTS/gone.bin" in result.output
+    # named explicitly, the same file is an error (one line, exit 2)
+    result = CliRunner().invoke(build_cli(), ["weights", "fetch", "gone.bin"])
+    assert result.exit_code == 2 and result.output.startswith("Error: could not fetch")
