@@ -231,7 +231,8 @@ def test_random_weight_run_killed_at_random_points_then_rerun_equals_an_uninterr
     def start(out: Path) -> subprocess.Popen:
         args = ["--models", "tiny_random", "--dataset", "tiny_faces", "--config", str(config),
                 "--protector", "veil", "--param", "iterations=2", "--param", "hull_iters=2",
-                "--adversaries", "", "--quiet", "--out", str(out)]  # fmt: skip
+                "--param", "until=fixed", "--adversaries", "", "--quiet",
+                "--out", str(out)]  # fmt: skip
         return subprocess.Popen(
             [sys.executable, str(script), *args], cwd=REPO, env=env,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,

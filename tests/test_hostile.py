@@ -201,20 +201,16 @@ def hostile_dataset(lfw_dev, tmp_path) -> Path:
     return root
 
 
-def test_random_weight_run_lists_hostile_photos_and_leaves_user_files(
+def test_random_weight_run_lists_hostile_photos_as_problems(
     tiny_plugins, hostile_dataset, tmp_path
 ):
     out = tmp_path / "out"
-    theirs = [out / "mydata" / ".photo.jpg.abcdefgh.tmp", out / ".notes.txt.abcdefgh.tmp"]
-    for path in theirs:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(b"the user's")
     config = tmp_path / "tiny.toml"
     config.write_text("[protocol]\nmin_images = 6\nn_craft = 3\nn_enrol = 2\nidentities = 2\n")
     result = invoke("run", "--models", "tiny_random_a", "--dataset", hostile_dataset,
                     "--config", config, "--out", out, "--protector", "veil",
-                    "--param", "iterations=2", "--param", "hull_iters=2", "--adversaries", "",
-                    "--quiet")  # fmt: skip
+                    "--param", "iterations=2", "--param", "hull_iters=2",
+                    "--param", "until=fixed", "--adversaries", "", "--quiet")  # fmt: skip
     assert result.exit_code == 0, result.output
     from veilbench.results import read_results
 
@@ -222,7 +218,32 @@ def test_random_weight_run_lists_hostile_photos_and_leaves_user_files(
     problems = {Path(p["file"]).name: p["reason"] for p in doc.problems if "file" in p}
     assert {"bomb.png", "junk.jpg", "cut.jpg"} <= set(problems), problems
     assert "30000 x 30000" in problems["bomb.png"]
+
+
+def test_random_weight_run_cleans_only_its_own_temp_files_and_keeps_veils_private(
+    tmp_path, monkeypatch
+):
+    from veilbench.files import TEMP_SUFFIX
+    from veilbench.plugins import reset_plugins
+    from veilbench.testing import TINY_FACES, TINY_MODEL, run_in_process, use_plugins
+
+    monkeypatch.setenv("VEILBENCH_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "out"
+    theirs = [out / "mydata" / ".photo.jpg.abcdefgh.tmp", out / ".notes.txt.abcdefgh.tmp"]
+    for path in theirs:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"the user's")
+    ours = out / f".results.json.k3j_x9q2{TEMP_SUFFIX}"  # what a killed run left
+    ours.write_bytes(b"half")
+    use_plugins()
+    try:
+        run_in_process(out, models=TINY_MODEL, dataset=TINY_FACES, protector="veil",
+                       param={"iterations": 2, "hull_iters": 2, "until": "fixed"},
+                       adversaries="")  # fmt: skip
+    finally:
+        reset_plugins()
     assert all(path.read_bytes() == b"the user's" for path in theirs)
+    assert not ours.exists()
     veils = out / "veils"
     for folder in [veils, *veils.iterdir()]:
         assert stat.S_IMODE(folder.stat().st_mode) == 0o700, folder
