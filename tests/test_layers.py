@@ -43,9 +43,8 @@ KNOWN: set[tuple[str, str]] = {
     ("veilbench.data.resolve", "models"),
     ("veilbench.data.synthetic", "models"),
     ("veilbench.evaluation.protected", "executors"),
-    ("veilbench.outdir", "veilfile"),
-    ("veilbench.protectors.apply", "executors"),
     ("veilbench.runner", "report"),
+    ("veilbench.plugins", "models"),
 }
 
 

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from veilbench.data.faces import EvalData
-from veilbench.executors import Executor, LocalExecutor
 from veilbench.models.base import FaceModel
 from veilbench.protectors.contract import traits
+
+if TYPE_CHECKING:  # the runner passes its executor in: executors sit above this layer
+    from veilbench.executors import Executor
 
 
 def quantise(images: torch.Tensor) -> torch.Tensor:
@@ -41,7 +43,7 @@ def craft_and_protect(
     seed: int,
     veil_dir: Path,
     progress: bool = False,
-    executor: Executor | None = None,
+    executor: Executor,
 ) -> tuple[dict[str, ProtectedFaces], dict[str, str]]:
     """Craft every probe's veil (finished veils in ``veil_dir`` are reused) and apply it.
 
@@ -56,7 +58,7 @@ def craft_and_protect(
         if per_image:  # one perturbation per photo: the held-out photos need crafting too
             images = torch.cat([images, p.held_out.tensor()])
         inputs[p.identity] = images
-    outcome = (executor or LocalExecutor()).craft(
+    outcome = executor.craft(
         protector,
         surrogates,
         inputs,
