@@ -1,10 +1,9 @@
-"""Shared pieces of the benchmark suite: timing, real LFW crops, surrogate models, a bar probe."""
+"""Shared pieces of the benchmark suite: timing, real LFW crops, surrogate models, a step probe."""
 
 from __future__ import annotations
 
 import os
 import statistics
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -87,8 +86,14 @@ class Context:
 
     quick: bool
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    #: Tiny sizes that only check every benchmark runs and records its figures (``--smoke``).
+    smoke: bool = False
     rows: list[Row] = field(default_factory=list)
     _models: dict[str, FaceModel] = field(default_factory=dict)
+
+    def size(self, full: Any, quick: Any, smoke: Any) -> Any:
+        """The size for this mode."""
+        return smoke if self.smoke else quick if self.quick else full
 
     @property
     def cuda(self) -> bool:
@@ -146,29 +151,27 @@ def lfw_gallery(n: int) -> tuple[list[str], np.ndarray]:
     return prepared.hashes, prepared.crops
 
 
-class BarProbe:
-    """Stands in for the engine's tqdm bar: timestamps every iteration, optionally inspects it.
+class StepProbe:
+    """The engine's ``on_step`` callback (:func:`veilbench.protectors.engine.craft_batch`):
+    timestamps every iteration, optionally inspects it.
 
-    The engine's only per-iteration callback is ``bar.update(1)``; ``on_step`` receives the
-    crafting loop's locals (its frame) and the iteration count, and the time it takes is
-    excluded from ``times``, so checkpoints do not count as crafting time.
+    ``inspect`` receives the batch's perturbations and the iteration count; the time it takes
+    is excluded from ``times``, so checkpoints do not count as crafting time.
     """
 
-    def __init__(self, on_step: Callable[[dict, int], None] | None = None):
-        self.on_step = on_step
+    def __init__(self, inspect: Callable[[torch.Tensor, int], None] | None = None):
+        self.inspect = inspect
         self.start = time.perf_counter()
         self.paused = 0.0
         self.times: list[float] = []  # crafting seconds at the end of each iteration
 
-    def update(self, n: int = 1) -> None:
-        if n != 1:  # the engine's final catch-up call, not an iteration
-            return
+    def __call__(self, done: int, veils: torch.Tensor) -> None:
         sync()  # the engine queues GPU work without waiting: time what it queued
         now = time.perf_counter()
         self.times.append(now - self.start - self.paused)
-        if self.on_step is not None:
+        if self.inspect is not None:
             try:
-                self.on_step(sys._getframe(1).f_locals, len(self.times))
+                self.inspect(veils, done)
             finally:
                 self.paused += time.perf_counter() - now
 

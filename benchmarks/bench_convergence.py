@@ -2,6 +2,7 @@
 fixed 60 steps, per surrogate, on the same photos in one process.
 
     python benchmarks/bench_convergence.py ../shared/data/celeb-dev [--identities 3]
+                                           [--models sface,...] [--iterations N]
 
 The probe identities and their crafting photos are those of ``veilbench run --identities N``
 (seed 0); the calibration is measured once over them, as a run does. For each surrogate it
@@ -23,6 +24,7 @@ from veilbench.data.resolve import resolve_dataset
 from veilbench.models.base import FaceSpace
 from veilbench.models.loading import load_models
 from veilbench.plugins import get_plugins
+from veilbench.veilfile import convergence_of
 
 SCHEDULES = {"converged (default)": {}, "fixed 60 steps": {"until": "fixed"}}
 
@@ -32,7 +34,9 @@ def main() -> None:
     parser.add_argument("dataset")
     parser.add_argument("--identities", type=int, default=3)
     parser.add_argument("--models", default="sface,facenet,dlib_resnet")
+    parser.add_argument("--iterations", type=int, default=None, help="steps of one cycle")
     args = parser.parse_args()
+    steps = {} if args.iterations is None else {"iterations": args.iterations}
     config = RunConfig(dataset=args.dataset)
     config.protocol.identities = args.identities
     plugins = get_plugins()
@@ -51,17 +55,17 @@ def main() -> None:
         # The same for both schedules (it depends on the photos, the model and the balance).
         calibration = veil.create().calibrate(photos, [model])
         for label, params in SCHEDULES.items():
-            protector = veil.create(**params)
+            protector = veil.create(**params, **steps)
             t0 = time.perf_counter()
             veils = protector.craft(photos, [model], progress=False, calibration=calibration)
             seconds[label] = (time.perf_counter() - t0) / len(veils)
-            records = [v.stats["convergence"] for v in veils.values()]
-            steps = ", ".join(str(r["iterations"]) for r in records)
-            done = sum(bool(r["converged"]) for r in records)
-            cos = min(r["surrogates"][name]["cosine_min"] for r in records)
+            records = [convergence_of(v) for v in veils.values()]
+            used = ", ".join(str(r.iterations) for r in records)
+            done = sum(bool(r.converged) for r in records)
+            cos = min(r.surrogates[name].cosine_min for r in records)
             ratio = seconds[label] / next(iter(seconds.values()))
             print(
-                f"| {name} | {label} | {seconds[label]:.0f} | {steps} | {done} / {len(records)} "
+                f"| {name} | {label} | {seconds[label]:.0f} | {used} | {done} / {len(records)} "
                 f"| {cos:.2f} | {ratio:.2f} |",
                 flush=True,
             )

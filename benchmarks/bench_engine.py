@@ -7,8 +7,8 @@ from functools import partial
 
 import torch
 from bench_common import (
-    BarProbe,
     Context,
+    StepProbe,
     frozen,
     fwd_bwd,
     lfw_crops,
@@ -18,7 +18,7 @@ from bench_common import (
 )
 
 from veilbench.models.base import FaceModel
-from veilbench.protectors.engine import _craft_chunk, craft_many
+from veilbench.protectors.engine import craft_batch, craft_many
 from veilbench.protectors.veil import VeilConfig
 
 OVERHEAD_GOAL = 1.15
@@ -27,30 +27,32 @@ OVERHEAD_GOAL = 1.15
 def _engine_iterations(
     ctx: Context, names, images, models, iterations: int, **params
 ) -> list[float]:
-    """Seconds per crafting iteration of one ``_craft_chunk`` run (first iteration dropped)."""
-    bar = BarProbe()
-    cfg = VeilConfig(iterations=iterations, **params)
-    _craft_chunk(names, images, models, cfg, device=ctx.device, seed=0, bar=bar)
-    return bar.per_iteration()
+    """Seconds per crafting iteration of one batch (first iteration dropped)."""
+    probe = StepProbe()
+    cfg = VeilConfig(iterations=iterations, until="fixed", **params)
+    craft_batch(
+        dict(zip(names, images, strict=True)), models, cfg, device=ctx.device, on_step=probe
+    )
+    return probe.per_iteration()
 
 
 def overhead(ctx: Context) -> dict:
     """Figure 1: engine time per iteration / bare forward+backward, sface + dlib_resnet.
 
-    Interleaved one to one: after every crafting iteration the bar probe (its time excluded
+    Interleaved one to one: after every crafting iteration the step probe (its time excluded
     from the engine's) runs one bare forward+backward of the same photos, so a change of load
     on the shared machine hits both sides alike.
     """
-    photos = 4 if ctx.quick else 10
-    iterations = 4 if ctx.quick else 22
+    photos = ctx.size(10, 4, 2)
+    iterations = ctx.size(22, 4, 4)
     models = [ctx.model("sface"), ctx.model("dlib_resnet")]
     ((name, x),) = lfw_crops(1, photos, device=ctx.device).items()
     fwd_bwd(models, x)  # warm-up
     bare: list[float] = []
-    bar = BarProbe(lambda frame, t: bare.append(timed(lambda: fwd_bwd(models, x))))
-    cfg = VeilConfig(iterations=iterations)
-    _craft_chunk([name], [x], models, cfg, device=ctx.device, seed=0, bar=bar)
-    engine = bar.per_iteration()
+    probe = StepProbe(lambda veils, t: bare.append(timed(lambda: fwd_bwd(models, x))))
+    cfg = VeilConfig(iterations=iterations, until="fixed")
+    craft_batch({name: x}, models, cfg, device=ctx.device, on_step=probe)
+    engine = probe.per_iteration()
     bare = bare[2:]  # the first two sit beside the iterations per_iteration() drops
     ratio = median(engine) / median(bare)
     ctx.add(
@@ -86,7 +88,7 @@ def overhead(ctx: Context) -> dict:
 def _profile(ctx: Context, name: str, x: torch.Tensor, models) -> dict:
     """Where the engine's extra time goes: self CPU time per op and iteration, engine vs bare.
 
-    The engine's side records 4 loop iterations only (a profiler schedule stepped by the bar
+    The engine's side records 4 loop iterations only (a profiler schedule stepped by the step
     probe skips the set-up, the first two iterations and the final report forward).
     """
     from collections import Counter
@@ -105,9 +107,9 @@ def _profile(ctx: Context, name: str, x: torch.Tensor, models) -> dict:
             fwd_bwd(models, x)
     plan = schedule(wait=1, warmup=1, active=iterations, repeat=1)
     with profile(activities=[ProfilerActivity.CPU], schedule=plan) as engine_prof:
-        bar = BarProbe(lambda frame, t: engine_prof.step())
-        cfg = VeilConfig(iterations=iterations + 4)
-        _craft_chunk([name], [x], models, cfg, device=ctx.device, seed=0, bar=bar)
+        probe = StepProbe(lambda veils, t: engine_prof.step())
+        cfg = VeilConfig(iterations=iterations + 4, until="fixed")
+        craft_batch({name: x}, models, cfg, device=ctx.device, on_step=probe)
     bare, engine = per_op(bare_prof, iterations), per_op(engine_prof, iterations)
     extra = sorted(((engine[k] - bare.get(k, 0.0), k) for k in engine), reverse=True)
     return {
@@ -123,7 +125,7 @@ def _craft(
 ) -> None:
     craft_many(
         "veil",
-        VeilConfig(iterations=iterations, batch_size=batch_size),
+        VeilConfig(iterations=iterations, batch_size=batch_size, until="fixed"),
         ids,
         [model],
         device=ctx.device,
@@ -133,7 +135,7 @@ def _craft(
 
 def batching(ctx: Context) -> dict:
     """Figure 2: K identities in one batched loop vs K sequential loops (sface only)."""
-    ks = (1, 4) if ctx.quick else (1, 4, 16)
+    ks = ctx.size((1, 4, 16), (1, 4), (1, 2))
     photos, iterations = 2, 2
     model = ctx.model("sface")
     people = lfw_crops(max(ks), photos, device=ctx.device)
@@ -167,7 +169,7 @@ def batching(ctx: Context) -> dict:
 
 def _photos_scaling(ctx: Context) -> dict:
     """Seconds per crafting iteration for one identity with 2, 5, 10 photos (sface)."""
-    sizes = (2, 4) if ctx.quick else (2, 5, 10)
+    sizes = ctx.size((2, 5, 10), (2, 4), (2,))
     ((name, x),) = lfw_crops(1, max(sizes), device=ctx.device).items()
     model = ctx.model("sface")
     out = {}
@@ -196,7 +198,7 @@ def cost_model(ctx: Context) -> dict:
     """FLOPs of one crafting iteration (fwd+bwd, 10 images) per surrogate vs the mm rate."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    names = ["sface", "dlib_resnet"] if ctx.quick else ["sface", "dlib_resnet", "facenet"]
+    names = ctx.size(["sface", "dlib_resnet", "facenet"], ["sface", "dlib_resnet"], ["sface"])
     models = {n: ctx.model(n) for n in names}
     models["iresnet50 (random)"] = _iresnet50().to(ctx.device)
     rate = mm_gflops(device=ctx.device)
@@ -248,16 +250,18 @@ def veils_per_hour(ctx: Context) -> dict:
         setups = {"sface fp32": ("sface", {})}
         if not ctx.quick:
             setups["iresnet50 fp32"] = ("iresnet50", {})
-    people = lfw_crops(k, 10, device=ctx.device)
+    photos = ctx.size(10, 10, 2)
+    people = lfw_crops(k, photos, device=ctx.device)
     names, images = list(people), list(people.values())
-    out: dict = {"identities_per_loop": k, "photos": 10, "iterations": iterations, "runs": {}}
+    out: dict = {"identities_per_loop": k, "photos": photos, "iterations": iterations, "runs": {}}
     for label, (model_name, params) in setups.items():
         model = _iresnet50().to(ctx.device) if model_name == "iresnet50" else ctx.model(model_name)
         kk = 1 if model_name == "iresnet50" and not ctx.cuda else k
-        bar = BarProbe()
-        cfg = VeilConfig(iterations=4 if not ctx.cuda else 12, **params)
-        _craft_chunk(names[:kk], images[:kk], [model], cfg, device=ctx.device, seed=0, bar=bar)
-        per_it, setup, loop_s = bar.projection(iterations)
+        probe = StepProbe()
+        cfg = VeilConfig(iterations=4 if not ctx.cuda else 12, until="fixed", **params)
+        units = dict(zip(names[:kk], images[:kk], strict=True))
+        craft_batch(units, [model], cfg, device=ctx.device, on_step=probe)
+        per_it, setup, loop_s = probe.projection(iterations)
         rate = 3600 * kk / loop_s
         out["runs"][label] = {
             "identities": kk,

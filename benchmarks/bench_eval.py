@@ -29,7 +29,7 @@ def _cached_embeddings(model, root: Path, hashes, crops, batch: int, device) -> 
 
 def embedding(ctx: Context) -> dict:
     """Cold EmbeddingCache.get_or_compute vs bare inference on loaded tensors; cached rerun."""
-    sizes = (16, 32, 64) if ctx.quick else (32, 64, 128)
+    sizes = ctx.size((32, 64, 128), (16, 32, 64), (8, 16))
     batch = RunConfig().batch_size  # the runner's batch size
     model = ctx.model("sface")
     hashes, crops = lfw_gallery(max(sizes))
@@ -101,12 +101,13 @@ def _search(ctx: Context, gallery: int, queries: int, scan: int | None = None) -
 
 def search(ctx: Context) -> dict:
     """topk_search of 10k queries (its default chunk): time vs GEMM, peak memory, scaling."""
-    big = 100_000 if ctx.quick else 1_000_000
-    head = _search(ctx, big, 10_000)
-    scaling_sizes = (25_000, 50_000, 100_000) if ctx.quick else (100_000, 300_000, 1_000_000)
+    big = ctx.size(1_000_000, 100_000, 2_000)
+    queries = ctx.size(10_000, 10_000, 100)
+    head = _search(ctx, big, queries)
+    scaling_sizes = ctx.size((100_000, 300_000, 1_000_000), (25_000, 50_000, 100_000), (1_000,))
     scaling = {n: _search(ctx, n, 1_000) for n in scaling_sizes}
     ctx.add(
-        f"top-1 search 10k x {big:,} (chunk {head['chunk']})",
+        f"top-1 search {queries:,} x {big:,} (chunk {head['chunk']})",
         head["search_s"],
         "s",
         "",

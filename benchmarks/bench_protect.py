@@ -22,8 +22,8 @@ GOAL = 0.8
 
 def protect(ctx: Context, craft_s: float | None = None) -> dict:
     """Photos/s of the protect command on canonical-crop PNGs, and of bare PNG decode+encode."""
-    n = 200 if ctx.quick else 600
-    repeats = 2 if ctx.quick else 3
+    n = ctx.size(600, 200, 8)
+    repeats = ctx.size(3, 2, 1)
     _, crops = lfw_gallery(n)
     space = FaceSpace()
     root = Path(tempfile.mkdtemp(prefix="veilbench-bench-"))

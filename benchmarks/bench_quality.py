@@ -11,19 +11,19 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from bench_common import LFW_DEV, BarProbe, Context
+from bench_common import LFW_DEV, Context, StepProbe
 
 from veilbench.evaluation.identification import Gallery, embed
 from veilbench.evaluation.image_metrics import ssim
 from veilbench.models.base import FaceSpace
-from veilbench.protectors.engine import _craft_chunk
+from veilbench.protectors.engine import craft_batch
 from veilbench.protectors.veil import VeilConfig
 
 MSR_MIN, SSIM_MAX = 0.95, 0.05
 
 
 class _Reached(Exception):
-    """Raised from the bar probe to end crafting once quality is met."""
+    """Raised from the step probe to end crafting once quality is met."""
 
 
 def _schedules(quick: bool) -> dict[str, tuple[float, float]]:
@@ -66,13 +66,16 @@ def _quality(model, gallery: Gallery, x, xp, original_top1, device) -> tuple[flo
 
 def time_to_quality(ctx: Context) -> dict:
     """Craft with a quality check every few iterations until MSR and SSIM are both met."""
-    crafters, photos, distractors = (1, 4, 100) if ctx.quick else (2, 10, 1000)
-    every, cap = 2, 40
+    crafters, photos, distractors = ctx.size((2, 10, 1000), (1, 4, 100), (1, 2, 20))
+    every, cap = 2, ctx.size(40, 40, 4)
     model = ctx.model("sface")
     craft, labels, gallery_crops = _people(crafters, photos, distractors, ctx.device)
     gallery = Gallery(embed(model, gallery_crops, device=ctx.device), labels)
-    names, images = list(craft), list(craft.values())
+    images = list(craft.values())
     x = torch.cat(images)
+    owner = torch.repeat_interleave(
+        torch.arange(len(images)), torch.tensor([len(i) for i in images])
+    ).to(ctx.device)
     original_top1 = gallery.top1(embed(model, x, device=ctx.device))
     out: dict = {
         "identities": crafters,
@@ -89,25 +92,25 @@ def time_to_quality(ctx: Context) -> dict:
         cfg = VeilConfig(step_start=start, step_end=end)
         log: list[dict] = []
 
-        def check(frame: dict, t: int, cfg=cfg, log=log) -> None:
+        def check(veils: torch.Tensor, t: int, cfg=cfg, log=log) -> None:
             if t % every and t < cap:
                 return
-            veils = frame["veils"].detach().round()
-            xp = (cfg.alpha * x + (1 - cfg.alpha) * veils[frame["owner"]]).clamp(0, 255)
+            veils = veils.detach().round()
+            xp = (cfg.alpha * x + (1 - cfg.alpha) * veils[owner]).clamp(0, 255)
             msr, s = _quality(model, gallery, x, xp, original_top1, ctx.device)
             log.append({"iteration": t, "msr": msr, "ssim": s})
             if (msr >= MSR_MIN and s <= SSIM_MAX) or t >= cap:
                 raise _Reached
 
-        bar = BarProbe(check)
+        probe = StepProbe(check)
         try:
-            _craft_chunk(names, images, [model], cfg, device=ctx.device, seed=0, bar=bar)
+            craft_batch(craft, [model], cfg, device=ctx.device, on_step=probe)
         except _Reached:
             pass
         for entry in log:
-            entry["craft_s"] = bar.times[entry["iteration"] - 1]
+            entry["craft_s"] = probe.times[entry["iteration"] - 1]
         met = [e for e in log if e["msr"] >= MSR_MIN and e["ssim"] <= SSIM_MAX]
-        _, _, fixed = bar.projection(fixed_iterations)  # projected: the default schedule's length
+        _, _, fixed = probe.projection(fixed_iterations)  # projected: the default schedule's length
         reached = met[0]["craft_s"] if met else float("nan")
         out["schedules"][label] = {
             "step_start": start,
@@ -129,25 +132,24 @@ def time_to_quality(ctx: Context) -> dict:
             f"{met[0]['iteration'] if met else 'not met by'} it; {reached / fixed:.0%} of "
             f"the fixed {fixed_iterations}-it schedule ({fixed:.0f}s projected)",
         )
-    out["early_stop"] = _engine_early_stop(ctx, model, gallery, names, images, x, original_top1)
+    out["early_stop"] = _engine_early_stop(ctx, model, gallery, craft, x, owner, original_top1)
     return out
 
 
-def _engine_early_stop(ctx, model, gallery, names, images, x, original_top1) -> dict:
+def _engine_early_stop(ctx, model, gallery, craft, x, owner, original_top1) -> dict:
     """The engine's own early stopping (cosine / RMS rule) vs the fixed schedule, timed whole."""
     runs = {}
-    for label, params in (("fixed", {}), ("early_stop", {"early_stop": True, "check_every": 2})):
+    fixed = {"until": "fixed"} | ({"iterations": 4} if ctx.smoke else {})
+    early = fixed | {"early_stop": True, "check_every": 2}
+    for label, params in (("fixed", fixed), ("early_stop", early)):
         cfg = VeilConfig(**params)
-        bar = BarProbe()
-        crafted = _craft_chunk(names, images, [model], cfg, device=ctx.device, seed=0, bar=bar)
+        probe = StepProbe()
+        crafted = craft_batch(craft, [model], cfg, device=ctx.device, on_step=probe)
         veils = torch.stack([c.veil for c in crafted]).to(ctx.device)
-        owner = torch.repeat_interleave(
-            torch.arange(len(images)), torch.tensor([len(i) for i in images])
-        ).to(ctx.device)
         xp = (cfg.alpha * x + (1 - cfg.alpha) * veils[owner]).clamp(0, 255).round()
         msr, s = _quality(model, gallery, x, xp, original_top1, ctx.device)
         runs[label] = {
-            "seconds": bar.times[-1] if bar.times else float("nan"),
+            "seconds": probe.times[-1] if probe.times else float("nan"),
             "iterations": [c.stats["iterations"] for c in crafted],
             "msr": msr,
             "ssim": s,

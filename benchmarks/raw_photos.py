@@ -1,6 +1,6 @@
 """What the YuNet path keeps and drops on a folder of raw photos (``<identity>/<file>``).
 
-    python benchmarks/raw_photos.py ../shared/data/celeb-dev
+    python benchmarks/raw_photos.py ../shared/data/celeb-dev [--identities N]
 
 Counts, per dataset and per identity: files, unreadable files, photos with no face (YuNet score
 >= 0.7), with one face and with several (the main face is then the largest nearest the centre:
@@ -10,7 +10,7 @@ it). Prints a markdown table; nothing is written.
 
 from __future__ import annotations
 
-import sys
+import argparse
 from collections import Counter
 from pathlib import Path
 
@@ -20,11 +20,12 @@ from veilbench.data.images import load_rgb
 from veilbench.models.base import FaceSpace
 
 
-def main(root: str) -> None:
+def main(root: str, identities: int | None = None) -> None:
     dataset = image_folder(root)
     aligner = FaceAligner(FaceSpace(), method="yunet")
     per: dict[str, Counter] = {}
-    for ref in dataset.refs:
+    kept = sorted({ref.identity for ref in dataset.refs})[:identities]
+    for ref in (r for r in dataset.refs if r.identity in kept):
         c = per.setdefault(ref.identity, Counter())
         c["files"] += 1
         try:
@@ -46,4 +47,8 @@ def main(root: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("root")
+    parser.add_argument("--identities", type=int, default=None, help="only the first N (sorted)")
+    args = parser.parse_args()
+    main(args.root, args.identities)

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import math
 import tomllib
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -99,11 +100,16 @@ class RunConfig:
         data.pop("explicit")
         return data
 
-    def apply_profile(self, fallback: bool) -> str | None:
+    def apply_profile(
+        self, fallback: bool, protector_profiles: Mapping[str, Mapping[str, Any]] | None = None
+    ) -> str | None:
         """Apply the quick profile when asked for (or ``auto`` on the synthetic fallback).
 
         Returns the profile applied (None for the full protocol). Settings the user gave keep
-        their values; everything else takes the quick profile's.
+        their values; everything else takes the quick profile's. ``protector_profiles`` is
+        what each profile changes for the chosen protector, as the protector declares it
+        (:func:`veilbench.protectors.contract.declared_profiles`): the run's profile touches no
+        protector setting itself, so a protector without those settings runs unchanged.
         """
         if self.profile not in PROFILES:
             raise ConfigError(f"profile must be one of {', '.join(PROFILES)}, got {self.profile!r}")
@@ -114,24 +120,25 @@ class RunConfig:
                 continue
             if key.startswith("protocol."):
                 setattr(self.protocol, key.split(".", 1)[1], value)
-            elif key.startswith("protector."):
-                self.protector_params.setdefault(key.split(".", 1)[1], value)
             elif key == "attack_sweeps":
                 for name, sweep in value.items():
                     self.attack_sweeps.setdefault(name, sweep)
             else:
                 setattr(self, key, value)
+        for key, value in (protector_profiles or {}).get("quick", {}).items():
+            if f"protector.{key}" not in self.explicit:
+                self.protector_params.setdefault(key, value)
         return "quick"
 
 
 PROFILES = ("auto", "quick", "full")
 #: A complete run (every model, every report section) in about three minutes on a 2-core CPU:
-#: two probe identities, a small gallery, fewer crafting steps and a short noise sweep. Used
-#: automatically on the synthetic smoke set, whose numbers are not meaningful anyway.
+#: two probe identities, a small gallery and a short noise sweep; fewer crafting steps where
+#: the protector declares them (its config class's ``profiles``). Used automatically on the
+#: synthetic smoke set, whose numbers are not meaningful anyway.
 QUICK_PROFILE: dict[str, Any] = {
     "protocol.identities": 2,
     "protocol.max_distractors": 60,
-    "protector.iterations": 30,
     "attacks": "gaussian",
     "attack_sweeps": {"gaussian": [0.0, 60.0, 120.0]},
 }

@@ -45,6 +45,7 @@ from veilbench.models.base import FaceSpace
 from veilbench.models.loading import load_models
 from veilbench.plugins import get_plugins
 from veilbench.protectors.apply import craft_and_protect
+from veilbench.protectors.contract import declared_profiles
 from veilbench.results import (
     CraftTiming,
     ResultsDocument,
@@ -76,10 +77,10 @@ def run(
     # Resolve: the dataset decides the profile, which decides the protector's settings.
     t0 = time.perf_counter()
     resolved = resolve_dataset(config.dataset, plugins.registries["datasets"], space, log)
-    profile = config.apply_profile(resolved.fallback)
+    protector_entry = plugins.registries["protectors"].get(config.protector)
+    profile = config.apply_profile(resolved.fallback, declared_profiles(protector_entry.metadata))
     if profile:
         log(f"profile {profile}: {len(resolved.dataset.refs)} photos, a short run (see README)")
-    protector_entry = plugins.registries["protectors"].get(config.protector)
     protector = protector_entry.create(**config.protector_params)
     attack_entries = plugins.registries["attacks"].select(config.attacks) if config.attacks else []
     adversary_entries = (

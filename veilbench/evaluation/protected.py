@@ -336,7 +336,7 @@ def evaluate_convergence(protected: Protected) -> dict[str, ConvergenceRecord]:
     for identity, p in protected.items():
         record = convergence_of(p.veil) if isinstance(p.veil, Veil) else None
         if record is not None:
-            out[identity] = convergence_record(record)
+            out[identity] = record.record()
     return out
 
 

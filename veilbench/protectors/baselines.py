@@ -9,7 +9,14 @@ from typing import Any
 import torch
 
 from veilbench.models.base import FaceModel
-from veilbench.protectors.engine import CraftConfig, EngineProtector, Objective, make_config
+from veilbench.protectors.engine import (
+    CraftConfig,
+    EngineProtector,
+    Objective,
+    make_config,
+    require_non_negative,
+    require_positive,
+)
 from veilbench.veilfile import Veil, image_sha256
 
 
@@ -18,6 +25,10 @@ class VUAPConfig(CraftConfig):
     """V-UAP (eq. 15): a person-wise veil, per-image feature distance, no block variance."""
 
     lambda_vis: float = 1.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require_non_negative(self, "lambda_vis")
 
     def objective(self) -> Objective:
         return Objective("own", self.lambda_vis)
@@ -37,6 +48,11 @@ class AVIHConfig(CraftConfig):
     block_stride: int = 1
     #: Photos crafted together (each is its own unit).
     batch_size: int = 16
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require_non_negative(self, "lambda_vis", "mu_var")
+        require_positive(self, "block_size", "block_stride")
 
     def objective(self) -> Objective:
         return Objective("own", self.lambda_vis, self.mu_var, self.block_size, self.block_stride)

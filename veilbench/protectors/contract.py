@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 from veilbench.errors import ConfigError
+from veilbench.lazy import resolve
 
 if TYPE_CHECKING:
     import torch
@@ -29,7 +30,8 @@ class Protector(Protocol):
     of their config field). The constructor must be cheap (no model, no data) and raise
     :class:`veilbench.errors.ConfigError` for an unknown key or a bad value. Registering a
     ``config`` dataclass as metadata lets ``veilbench run`` check ``--param`` keys and types
-    before anything heavy starts.
+    before anything heavy starts; its optional ``profiles`` class attribute says what a run
+    profile changes for the protector (see :func:`declared_profiles`).
 
     Attributes (``per_image``, ``secret``, ``recoverable``, ``threats``, ``promise`` and
     ``utility`` are optional class attributes, the one place each trait is declared; read them
@@ -184,6 +186,17 @@ def make_config(cls: type[C], params: dict[str, Any]) -> C:
         )
     defaults = cls()
     return cls(**{k: _coerce(k, v, getattr(defaults, k)) for k, v in params.items()})
+
+
+def declared_profiles(metadata: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """What each run profile changes for a protector: the ``profiles`` class attribute of its
+    registered ``config`` dataclass (e.g. ``{"quick": {"iterations": 30}}``); nothing when it
+    declares none, so a profile never passes a protector a setting it does not have."""
+    config_class = metadata.get("config")
+    if config_class is None:
+        return {}
+    declared = getattr(resolve(config_class), "profiles", None) or {}
+    return {name: dict(settings) for name, settings in declared.items()}
 
 
 def traits(protector: Any) -> Traits:

@@ -6,7 +6,13 @@ from dataclasses import dataclass
 
 import torch
 
-from veilbench.protectors.engine import CraftConfig, EngineProtector, Objective
+from veilbench.protectors.engine import (
+    CraftConfig,
+    EngineProtector,
+    Objective,
+    require_non_negative,
+    require_positive,
+)
 from veilbench.protectors.shift import keyed_shifts, recover_by_search, roll_each
 from veilbench.veilfile import Veil
 
@@ -38,6 +44,11 @@ class VeilConfig(CraftConfig):
     #: the veil circularly shifted by up to this many pixels, keyed by the veil's secret seed
     #: and the photo; crafted in expectation over shifts (see veilbench.protectors.shift).
     shift: int = 0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require_non_negative(self, "lambda_vis", "mu_var")
+        require_positive(self, "block_size", "block_stride")
 
     def objective(self) -> Objective:
         return Objective(

@@ -125,6 +125,219 @@ def _save_atomic(obj: dict, out: Path) -> None:
         torch.save(obj, f)
 
 
+def _check_settings(head: str, epochs: int, batch_size: int, min_images: int) -> None:
+    if head not in HEADS:
+        raise ConfigError(f"unknown head {head!r}; choose one of {', '.join(HEADS)}")
+    if epochs < 1 or batch_size < 2:
+        raise ConfigError("epochs must be >= 1 and batch_size >= 2 (batch norm needs 2 images)")
+    if min_images < 2:
+        raise ConfigError(
+            "min_images_per_identity must be >= 2 (held-out identities need a "
+            "gallery photo and a query)"
+        )
+
+
+@dataclass
+class _Split:
+    """Training identities (labels renumbered from 0) and the held-out ones (original labels)."""
+
+    train_ids: list[int]
+    held: set[int]
+    train_images: torch.Tensor
+    train_labels: torch.Tensor
+    test_images: torch.Tensor
+    test_labels: torch.Tensor
+
+
+def _split(data: FaceFolder, held_out: int, seed: int, min_images: int, batch_size: int) -> _Split:
+    """Hold ``held_out`` identities out of training, chosen by ``seed``."""
+    n_ids = len(data.identities)
+    if held_out < 1 or n_ids - held_out < 2:
+        raise ConfigError(
+            f"{n_ids} identities have >= {min_images} images; hold out between 1 "
+            f"and {n_ids - 2} of them (held_out_identities={held_out})"
+        )
+    held = set(random.Random(seed).sample(range(n_ids), held_out))
+    train_ids = [i for i in range(n_ids) if i not in held]
+    remap = torch.full((n_ids,), -1, dtype=torch.long)
+    remap[train_ids] = torch.arange(len(train_ids))
+    is_train = remap[data.labels] >= 0
+    split = _Split(
+        train_ids,
+        held,
+        data.images[is_train],
+        remap[data.labels[is_train]],
+        data.images[~is_train],
+        data.labels[~is_train],
+    )
+    if len(split.train_images) < batch_size:
+        raise ConfigError(
+            f"only {len(split.train_images)} training images; use a batch size <= that"
+        )
+    return split
+
+
+class _Distiller:
+    """The teacher's pull on the student: cosine distance of the (projected) student embedding
+    to the teacher's, whose embeddings of each training image (unflipped and flipped) are
+    computed on first use and cached."""
+
+    def __init__(self, teacher: FaceModel, student_dim: int, images: int, dev: torch.device):
+        self.teacher = teacher
+        t_dim = teacher.card.embedding_size
+        # Sizes differ (e.g. 512 vs 128): a learnt linear map, dropped after training.
+        self.proj = (
+            nn.Linear(student_dim, t_dim, bias=False) if t_dim != student_dim else nn.Identity()
+        ).to(dev)
+        self.cache = torch.zeros(images, 2, t_dim)
+        self.known = torch.zeros(images, 2, dtype=torch.bool)
+
+    def loss(
+        self, feats: torch.Tensor, x: torch.Tensor, idx: torch.Tensor, flip: torch.Tensor
+    ) -> torch.Tensor:
+        f = flip.long()
+        todo = ~self.known[idx, f]
+        if todo.any():
+            with torch.no_grad():
+                self.cache[idx[todo], f[todo]] = self.teacher(x[todo.to(x.device)]).cpu()
+            self.known[idx[todo], f[todo]] = True
+        target = self.cache[idx, f].to(feats.device)
+        return (1 - F.cosine_similarity(self.proj(feats), target, dim=1)).mean()
+
+
+def _distiller(
+    teacher: FaceModel | None, model: FaceModel, split: _Split, dev: torch.device
+) -> tuple[_Distiller | None, float | None]:
+    """The distiller (None without a teacher) and the teacher's own held-out rank-1."""
+    if teacher is None:
+        return None, None
+    if teacher.space != model.space:
+        raise ConfigError(
+            f"teacher {teacher.name} works on {teacher.space}, the student on "
+            f"{model.space}; build both on the same FaceSpace"
+        )
+    teacher = teacher.to(dev).eval()
+    teacher_rank1, _ = rank1(_embed(teacher, split.test_images, dev), split.test_labels)
+    distiller = _Distiller(teacher, model.card.embedding_size, len(split.train_images), dev)
+    return distiller, teacher_rank1
+
+
+@dataclass
+class _Trainer:
+    """What one epoch needs: the student, its head, the optional distiller and the optimiser."""
+
+    model: FaceModel
+    head: nn.Module
+    distiller: _Distiller | None
+    distill_weight: float
+    optimizer: torch.optim.Optimizer
+    schedule: torch.optim.lr_scheduler.LRScheduler
+    gen: torch.Generator
+    batch_size: int
+    lr: float
+    dev: torch.device
+
+    def epoch(self, split: _Split, epoch: int, progress: bool) -> dict:
+        """One pass over the training images in a seeded order; the epoch's mean losses."""
+        t0 = time.time()
+        sums = {"loss": 0.0, "head_loss": 0.0, "distill_loss": 0.0}
+        steps_per_epoch = len(split.train_images) // self.batch_size
+        order = torch.randperm(len(split.train_images), generator=self.gen)
+        steps = progress_bar(range(steps_per_epoch), desc=f"epoch {epoch}", enable=progress)
+        for step in steps:
+            idx = order[step * self.batch_size : (step + 1) * self.batch_size]
+            flip = torch.rand(len(idx), generator=self.gen) < 0.5
+            x = split.train_images[idx].float()
+            x = torch.where(flip[:, None, None, None], x.flip(3), x).to(self.dev)
+            y = split.train_labels[idx].to(self.dev)
+            feats = self.model.backbone(self.model.preprocess(x)).flatten(1)
+            head_loss = self.head.loss(feats, y)
+            loss = head_loss
+            if self.distiller is not None:
+                distill = self.distiller.loss(feats, x, idx, flip)
+                loss = loss + self.distill_weight * distill
+                sums["distill_loss"] += distill.item()
+            if not torch.isfinite(loss):
+                raise NumericalError(
+                    f"training loss became {loss.item()} at epoch {epoch}, step {step + 1}; "
+                    f"lower the learning rate (now {self.lr})"
+                )
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            self.schedule.step()
+            sums["loss"] += loss.item()
+            sums["head_loss"] += head_loss.item()
+        record = {
+            "epoch": epoch,
+            **{k: v / steps_per_epoch for k, v in sums.items()},
+            "seconds": round(time.time() - t0, 1),
+        }
+        if self.distiller is None:
+            del record["distill_loss"]
+        return record
+
+
+def _trainer(
+    model: FaceModel,
+    head: nn.Module,
+    distiller: _Distiller | None,
+    distill_weight: float,
+    split: _Split,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    seed: int,
+    dev: torch.device,
+) -> _Trainer:
+    """AdamW over the student, its head and the projection, on a one-cycle schedule."""
+    params = [p for p in model.parameters() if p.requires_grad] + list(head.parameters())
+    if distiller is not None:
+        params += list(distiller.proj.parameters())
+    steps_per_epoch = len(split.train_images) // batch_size
+    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=5e-4)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=lr, total_steps=epochs * steps_per_epoch, pct_start=0.1
+    )
+    gen = torch.Generator().manual_seed(seed)
+    return _Trainer(
+        model, head, distiller, distill_weight, optimizer, schedule, gen, batch_size, lr, dev
+    )
+
+
+def _training_record(
+    arch: str,
+    head: str,
+    dataset_dir: str | os.PathLike,
+    alignment: str,
+    data: FaceFolder,
+    split: _Split,
+    settings: dict,
+) -> dict:
+    """How the model was trained: on what, with which identities held out, with ``settings``."""
+    return {
+        "arch": arch,
+        "head": head,
+        "dataset": str(dataset_dir),
+        "alignment": alignment,
+        "identities": [data.identities[i] for i in split.train_ids],
+        "held_out": sorted(data.identities[i] for i in split.held),
+        **settings,
+    }
+
+
+def _checkpoint_card(
+    arch: str, head: str, dataset_dir: str | os.PathLike, out: Path, training: dict
+) -> dict:
+    """The trained model's card, with how it was trained."""
+    card = default_card(arch)
+    card.name = out.stem
+    card.pretrained = True
+    card.licence = "trained by veilbench; the training data's terms apply"
+    card.source = f"veilbench train --arch {arch} --head {head} --dataset {dataset_dir}"
+    return card.to_dict() | {"training": training}
+
+
 def train(
     arch: str,
     head: str,
@@ -147,15 +360,7 @@ def train(
 
     ``log`` receives one line per epoch; ``progress`` shows a per-step bar on a terminal.
     """
-    if head not in HEADS:
-        raise ConfigError(f"unknown head {head!r}; choose one of {', '.join(HEADS)}")
-    if epochs < 1 or batch_size < 2:
-        raise ConfigError("epochs must be >= 1 and batch_size >= 2 (batch norm needs 2 images)")
-    if min_images_per_identity < 2:
-        raise ConfigError(
-            "min_images_per_identity must be >= 2 (held-out identities need a "
-            "gallery photo and a query)"
-        )
+    _check_settings(head, epochs, batch_size, min_images_per_identity)
     log = log or (lambda _msg: None)
     dev = pick_device(device)
     torch.manual_seed(seed)
@@ -163,109 +368,27 @@ def train(
 
     model = create_architecture(arch).to(dev)
     data = load_face_folder(dataset_dir, min_images_per_identity, model.space, alignment)
-    n_ids = len(data.identities)
-    if held_out_identities < 1 or n_ids - held_out_identities < 2:
-        raise ConfigError(
-            f"{n_ids} identities have >= {min_images_per_identity} images; hold out between 1 "
-            f"and {n_ids - 2} of them (held_out_identities={held_out_identities})"
-        )
-    held = set(random.Random(seed).sample(range(n_ids), held_out_identities))
-    train_ids = [i for i in range(n_ids) if i not in held]
-    remap = torch.full((n_ids,), -1, dtype=torch.long)
-    remap[train_ids] = torch.arange(len(train_ids))
-    is_train = remap[data.labels] >= 0
-    train_images, train_labels = data.images[is_train], remap[data.labels[is_train]]
-    test_images, test_labels = data.images[~is_train], data.labels[~is_train]
-    if len(train_images) < batch_size:
-        raise ConfigError(f"only {len(train_images)} training images; use a batch size <= that")
+    split = _split(data, held_out_identities, seed, min_images_per_identity, batch_size)
     log(
-        f"{len(train_ids)} training identities ({len(train_images)} images), "
-        f"{held_out_identities} held out ({len(test_images)} images), device {dev}"
+        f"{len(split.train_ids)} training identities ({len(split.train_images)} images), "
+        f"{held_out_identities} held out ({len(split.test_images)} images), device {dev}"
     )
-
-    rank1_untrained, _ = rank1(_embed(model, test_images, dev), test_labels)
-    embedding_size = model.card.embedding_size
-    head_module = create_head(head, embedding_size, len(train_ids)).to(dev)
-    params = [p for p in model.parameters() if p.requires_grad] + list(head_module.parameters())
-
-    teacher_rank1 = None
-    if teacher is not None:
-        if teacher.space != model.space:
-            raise ConfigError(
-                f"teacher {teacher.name} works on {teacher.space}, the student on "
-                f"{model.space}; build both on the same FaceSpace"
-            )
-        teacher = teacher.to(dev).eval()
-        teacher_rank1, _ = rank1(_embed(teacher, test_images, dev), test_labels)
-        t_dim = teacher.card.embedding_size
-        # Sizes differ (e.g. 512 vs 128): a learnt linear map, dropped after training.
-        proj = (
-            nn.Linear(embedding_size, t_dim, bias=False)
-            if t_dim != embedding_size
-            else nn.Identity()
-        ).to(dev)
-        params += list(proj.parameters())
-        # Teacher embeddings of each training image, unflipped and flipped, filled on first use.
-        t_cache = torch.zeros(len(train_images), 2, t_dim)
-        t_known = torch.zeros(len(train_images), 2, dtype=torch.bool)
-
-    steps_per_epoch = len(train_images) // batch_size
-    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=5e-4)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=lr, total_steps=epochs * steps_per_epoch, pct_start=0.1
+    rank1_untrained, _ = rank1(_embed(model, split.test_images, dev), split.test_labels)
+    head_module = create_head(head, model.card.embedding_size, len(split.train_ids)).to(dev)
+    distiller, teacher_rank1 = _distiller(teacher, model, split, dev)
+    trainer = _trainer(
+        model, head_module, distiller, distill_weight, split, epochs, batch_size, lr, seed, dev
     )
-    gen = torch.Generator().manual_seed(seed)
     history = []
     model.train()
     for epoch in range(1, epochs + 1):
-        t0 = time.time()
-        sums = {"loss": 0.0, "head_loss": 0.0, "distill_loss": 0.0}
-        order = torch.randperm(len(train_images), generator=gen)
-        steps = progress_bar(range(steps_per_epoch), desc=f"epoch {epoch}", enable=progress)
-        for step in steps:
-            idx = order[step * batch_size : (step + 1) * batch_size]
-            flip = torch.rand(len(idx), generator=gen) < 0.5
-            x = train_images[idx].float()
-            x = torch.where(flip[:, None, None, None], x.flip(3), x).to(dev)
-            y = train_labels[idx].to(dev)
-            feats = model.backbone(model.preprocess(x)).flatten(1)
-            head_loss = head_module.loss(feats, y)
-            loss = head_loss
-            if teacher is not None:
-                f = flip.long()
-                todo = ~t_known[idx, f]
-                if todo.any():
-                    with torch.no_grad():
-                        t_cache[idx[todo], f[todo]] = teacher(x[todo.to(dev)]).cpu()
-                    t_known[idx[todo], f[todo]] = True
-                target = t_cache[idx, f].to(dev)
-                distill = (1 - F.cosine_similarity(proj(feats), target, dim=1)).mean()
-                loss = loss + distill_weight * distill
-                sums["distill_loss"] += distill.item()
-            if not torch.isfinite(loss):
-                raise NumericalError(
-                    f"training loss became {loss.item()} at epoch {epoch}, step {step + 1}; "
-                    f"lower the learning rate (now {lr})"
-                )
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-            sums["loss"] += loss.item()
-            sums["head_loss"] += head_loss.item()
-        record = {
-            "epoch": epoch,
-            **{k: v / steps_per_epoch for k, v in sums.items()},
-            "seconds": round(time.time() - t0, 1),
-        }
-        if teacher is None:
-            del record["distill_loss"]
+        record = trainer.epoch(split, epoch, progress)
         history.append(record)
         losses = " ".join(f"{k}={v:.4f}" for k, v in record.items() if k.endswith("loss"))
         log(f"epoch {epoch}/{epochs}: {losses} ({record['seconds']} s)")
 
     model.eval()
-    score, queries = rank1(_embed(model, test_images, dev), test_labels)
+    score, queries = rank1(_embed(model, split.test_images, dev), split.test_labels)
     metrics = {
         "rank1": score,
         "chance": 1.0 / held_out_identities,
@@ -273,24 +396,12 @@ def train(
         "teacher_rank1": teacher_rank1,
         "held_out_identities": held_out_identities,
         "queries": queries,
-        "train_identities": len(train_ids),
-        "train_images": len(train_images),
+        "train_identities": len(split.train_ids),
+        "train_images": len(split.train_images),
         "seconds": round(time.time() - started, 1),
     }
     out = Path(out)
-    card = default_card(arch)
-    card.name = out.stem
-    card.pretrained = True
-    card.licence = "trained by veilbench; the training data's terms apply"
-    card.source = f"veilbench train --arch {arch} --head {head} --dataset {dataset_dir}"
-    card_dict = card.to_dict()
-    card_dict["training"] = {
-        "arch": arch,
-        "head": head,
-        "dataset": str(dataset_dir),
-        "alignment": alignment,
-        "identities": [data.identities[i] for i in train_ids],
-        "held_out": sorted(data.identities[i] for i in held),
+    settings = {
         "min_images_per_identity": min_images_per_identity,
         "epochs": epochs,
         "batch_size": batch_size,
@@ -298,17 +409,23 @@ def train(
         "seed": seed,
         "teacher": teacher.name if teacher is not None else None,
         "distill_weight": distill_weight if teacher is not None else None,
-        "metrics": metrics,
-        "history": history,
-        "veilbench_version": veilbench.__version__,
     }
+    training = _training_record(arch, head, dataset_dir, alignment, data, split, settings)
+    training |= {"metrics": metrics, "history": history, "veilbench_version": veilbench.__version__}
+    card_dict = _checkpoint_card(arch, head, dataset_dir, out, training)
     state = {k: v.detach().cpu() for k, v in model.backbone.state_dict().items()}
     _save_atomic({"format": CHECKPOINT_FORMAT, "state_dict": state, "card": card_dict}, out)
-    log(
-        f"rank-1 on {held_out_identities} held-out identities ({queries} queries): "
-        f"{score:.3f} (chance {metrics['chance']:.3f}, untrained {rank1_untrained:.3f}"
-        + (f", teacher {teacher_rank1:.3f}" if teacher_rank1 is not None else "")
-        + f"); checkpoint {out}"
-    )
+    log(_summary(metrics, out))
     return TrainResult(out, metrics, history)
 
+
+def _summary(metrics: dict, out: Path) -> str:
+    """The closing log line: held-out rank-1 beside chance, untrained and the teacher."""
+    teacher = metrics["teacher_rank1"]
+    return (
+        f"rank-1 on {metrics['held_out_identities']} held-out identities "
+        f"({metrics['queries']} queries): {metrics['rank1']:.3f} (chance "
+        f"{metrics['chance']:.3f}, untrained {metrics['rank1_untrained']:.3f}"
+        + (f", teacher {teacher:.3f}" if teacher is not None else "")
+        + f"); checkpoint {out}"
+    )

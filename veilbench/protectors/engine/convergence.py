@@ -135,3 +135,10 @@ def merge(parts: Sequence[VeilConvergence]) -> VeilConvergence:
         feature_weights={},  # the merged record keeps per-photo weights in per_image only
         calibration=first.calibration,
     )
+
+
+def from_stats(stats: object) -> VeilConvergence | None:
+    """The record in a veil's statistics (``stats["convergence"]``); None when there is none
+    (veil files written before convergence was recorded, protectors that do not record it)."""
+    record = stats.get("convergence") if isinstance(stats, Mapping) else None
+    return VeilConvergence.from_dict(record) if isinstance(record, Mapping) else None
