@@ -27,7 +27,7 @@ LAYERS: list[tuple[str, set[str]]] = [
     ),
     ("data", {"data"}),
     ("models", {"models", "training"}),
-    ("protectors", {"protectors", "veilfile"}),
+    ("protectors", {"protectors", "veilfile", "veilarchive"}),
     ("attacks and adversaries", {"attacks", "adversaries"}),
     ("measurements", {"measurements", "evaluation", "verification"}),
     ("results", {"results"}),

@@ -42,6 +42,7 @@ import veilbench
 from veilbench.data.images import open_image
 from veilbench.errors import DataError, VeilFileError
 from veilbench.files import atomic_write, private_folder
+from veilbench.veilarchive import MAX_SIDE, check_sizes, read_member
 from veilbench.veilcrypt import ScryptParams, kdf_params, seal, unseal, veil_id
 
 if TYPE_CHECKING:
@@ -213,15 +214,6 @@ def save_veil(
     return path
 
 
-#: The largest veil side accepted from a file (the canonical crops are 112-160 px).
-MAX_SIDE = 4096
-#: Limits on what a veil archive may inflate to, checked from its directory before any member
-#: is inflated (a zip bomb is refused having read a few bytes): the metadata, any one member
-#: (a float32 veil of MAX_SIDE fits), all members together, and how many there are.
-MAX_META_BYTES = 1 << 20
-MAX_MEMBER_BYTES = 4 * 3 * MAX_SIDE * MAX_SIDE + (1 << 20)
-MAX_TOTAL_BYTES = 256 << 20
-MAX_MEMBERS = 4096
 _FIX = "craft a new veil (veilbench craft) or restore the file from a backup"
 
 
@@ -330,49 +322,21 @@ _READ_ERRORS = (
 )
 
 
-def _check_sizes(z: zipfile.ZipFile, path: Path) -> None:
-    """Refuse an archive whose directory declares more than the limits, before inflating."""
-    infos = z.infolist()
-    if len(infos) > MAX_MEMBERS:
-        raise VeilFileError(f"veil file {path} holds {len(infos)} members; not read; {_FIX}")
-    for info in infos:
-        limit = MAX_META_BYTES if info.filename == "meta.json" else MAX_MEMBER_BYTES
-        if info.file_size > limit:
-            raise VeilFileError(
-                f"veil file {path}: member {info.filename} would inflate to {info.file_size} "
-                f"bytes, over the limit of {limit}; not read; {_FIX}"
-            )
-    total = sum(info.file_size for info in infos)
-    if total > MAX_TOTAL_BYTES:
-        raise VeilFileError(
-            f"veil file {path} would inflate to {total} bytes, over the limit of "
-            f"{MAX_TOTAL_BYTES}; not read; {_FIX}"
-        )
-
-
-def _read(z: zipfile.ZipFile, name: str) -> bytes:
-    """One member, never more than its limit even when its declared size lies."""
-    limit = MAX_META_BYTES if name == "meta.json" else MAX_MEMBER_BYTES
-    with z.open(name) as f:
-        data = f.read(limit + 1)
-    if len(data) > limit:
-        raise ValueError(f"member {name} inflates past the limit of {limit} bytes")
-    return data
-
-
 def _read_plain(z: zipfile.ZipFile, path: Path) -> tuple[dict, torch.Tensor]:
-    _check_sizes(z, path)
+    check_sizes(z, path, _FIX)
     names = set(z.namelist())
     if "meta.json" not in names:
         raise VeilFileError(f"{path} is not a veil file (no meta.json); {_FIX}")
-    meta = _check_meta(json.loads(_read(z, "meta.json")), path)
+    meta = _check_meta(json.loads(read_member(z, "meta.json")), path)
     shape = tuple(meta["shape"])
     if "veil.npy" in names:
-        pixels = _read_npy(_read(z, "veil.npy"))
+        pixels = _read_npy(read_member(z, "veil.npy"))
     elif len(shape) == 3:
-        pixels = _decode_png(_read(z, "veil.png"))
+        pixels = _decode_png(read_member(z, "veil.png"))
     else:
-        pixels = torch.stack([_decode_png(_read(z, f"veil-{i:04d}.png")) for i in range(shape[0])])
+        pixels = torch.stack(
+            [_decode_png(read_member(z, f"veil-{i:04d}.png")) for i in range(shape[0])]
+        )
     return meta, pixels
 
 
@@ -384,15 +348,15 @@ def _open(path: Path, passphrase: bytes | None) -> tuple[dict, torch.Tensor | No
         with zipfile.ZipFile(path) as z:
             if "veil.enc" not in z.namelist():
                 return _read_plain(z, path)
-            _check_sizes(z, path)
-            head = _read(z, "meta.json")
+            check_sizes(z, path, _FIX)
+            head = read_member(z, "meta.json")
             header = _check_meta(json.loads(head), path)
             if not header.get("encrypted"):
                 raise ValueError("veil.enc in a file whose header says it is not encrypted")
             kdf_params(header)  # sane before anyone derives a key with it
             if passphrase is None:
                 return header, None
-            sealed = _read(z, "veil.enc")
+            sealed = read_member(z, "veil.enc")
         inner = unseal(head, sealed, passphrase, path)
         with zipfile.ZipFile(io.BytesIO(inner)) as z:
             meta, pixels = _read_plain(z, path)
