@@ -17,7 +17,12 @@ from veilbench.evaluation.image_metrics import ssim
 from veilbench.lazy import resolve
 from veilbench.models.base import FaceSpace
 from veilbench.plugins import Plugins
-from veilbench.protectors.cloaks import FawkesProtector, MIFGSMProtector, PGDProtector
+from veilbench.protectors.cloaks import (
+    FawkesProtector,
+    MIFGSMProtector,
+    PGDProtector,
+    TIPIMProtector,
+)
 from veilbench.protectors.contract import PROMISES, THREATS, UTILITIES, traits
 from veilbench.protectors.obfuscation import (
     FaceBlurProtector,
@@ -92,7 +97,7 @@ def test_every_builtin_protector_declares_known_traits():
 def test_protector_names_do_not_collide_with_attack_names():
     plugins = Plugins()
     names = set(plugins.registries["protectors"].names())
-    assert {"face_blur", "pixelate", "mask", "ksame", "pgd", "mifgsm", "fawkes"} <= names
+    assert {"face_blur", "pixelate", "mask", "ksame", "pgd", "mifgsm", "fawkes", "tipim"} <= names
     assert not names & set(plugins.registries["attacks"].names())
 
 
@@ -200,10 +205,13 @@ def test_ksame_gives_the_mean_of_the_nearest_pool_faces(
         KSameProtector().craft({"x": photos}, [sface], progress=False)
 
 
-def test_fawkes_pulls_toward_a_pool_identity(tmp_path, lfw_dev, faces, sface, monkeypatch):
+@pytest.mark.parametrize("protector", [FawkesProtector, TIPIMProtector])
+def test_targeted_cloak_pulls_toward_a_pool_identity(
+    tmp_path, lfw_dev, faces, sface, monkeypatch, protector
+):
     pool = _pool(tmp_path, lfw_dev, POOL_PEOPLE, monkeypatch)
     photos = faces[1][:1]
-    cloak = FawkesProtector(epsilon=8, iterations=2, pool=str(pool), pool_alignment="center")
+    cloak = protector(epsilon=8, iterations=2, pool=str(pool), pool_alignment="center")
     calibration = cloak.calibrate({"p": photos}, [sface])
     veil = cloak.craft({"p": photos}, [sface], progress=False, calibration=calibration)["p"]
     cloaked = cloak.apply(veil, photos).round()

@@ -58,6 +58,11 @@ BUILTIN_PROTECTORS: dict[str, tuple[str, str, str]] = {
         "cloaks:FawkesConfig",
         "Fawkes-style cloak toward a dissimilar public-pool identity (strength: epsilon)",
     ),
+    "tipim": (
+        "cloaks:TIPIMProtector",
+        "cloaks:TIPIMConfig",
+        "TIP-IM-style cloak: impersonate the nearest public-pool identity (strength: epsilon)",
+    ),
 }
 
 

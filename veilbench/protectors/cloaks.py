@@ -101,6 +101,16 @@ class FawkesConfig(PoolConfig, PGDConfig):
     candidates: int = 50
 
 
+@dataclass
+class TIPIMConfig(FawkesConfig):
+    """TIP-IM-style: impersonate the pool identity nearest to the person, with momentum."""
+
+    #: Weight of the dodging term (cosine to the photo's own clean embedding).
+    dodge: float = 1.0
+    #: Momentum decay factor (TIP-IM builds on MI-FGSM).
+    decay: float = 1.0
+
+
 class CloakProtector:
     """A per-photo perturbation in an L-inf box, crafted by signed-gradient steps."""
 
@@ -116,20 +126,22 @@ class CloakProtector:
     def __init__(self, **params: Any) -> None:
         self.config = make_config(self.config_class, params)
 
-    def losses(
+    def context(
+        self, identities: dict[str, torch.Tensor], surrogates: list[FaceModel], device, calibration
+    ) -> Any:
+        """What every identity's loss shares (the run's calibration, if the cloak has one)."""
+        return calibration
+
+    def loss(
         self,
-        identities: dict[str, torch.Tensor],
+        name: str,
+        images: torch.Tensor,
         surrogates: list[FaceModel],
         device: torch.device,
-        calibration: Any,
-    ) -> dict[str, Loss]:
-        """Per identity, the loss its photos' perturbations minimise."""
-        out = {}
-        for name, images in identities.items():
-            with torch.no_grad():
-                clean = [m(images.to(device)).detach() for m in surrogates]
-            out[name] = _away_from(surrogates, clean)
-        return out
+        context: Any,
+    ) -> Loss:
+        """The loss the perturbations of ``name``'s photos minimise."""
+        return _away_from(surrogates, _clean(surrogates, images, device))
 
     def craft(
         self,
@@ -145,11 +157,12 @@ class CloakProtector:
         if not surrogates:
             raise ConfigError(f"protector {self.name} needs a face model to craft against")
         device = torch.device(device)
-        losses = self.losses(identities, surrogates, device, calibration)
+        context = self.context(identities, surrogates, device, calibration)
         out = {}
         for name, images in identities.items():
             gen = torch.Generator().manual_seed(unit_seed(seed, name))
-            delta = signed_descent(images.float().to(device), losses[name], self.config, gen)
+            loss = self.loss(name, images, surrogates, device, context)
+            delta = signed_descent(images.float().to(device), loss, self.config, gen)
             out[name] = Veil(
                 veil=(delta.cpu() + OFFSET),
                 alpha=1.0,
@@ -158,7 +171,7 @@ class CloakProtector:
                 config=self.config.to_dict(),
                 surrogates=[{"name": m.name} for m in surrogates],
                 image_sha256=image_sha256(images),
-                stats={"final_loss": float(losses[name](images.to(device) + delta, None).mean())},
+                stats={"final_loss": float(loss(images.to(device) + delta, None).mean())},
             )
         return out
 
@@ -174,6 +187,12 @@ class CloakProtector:
 
     def recover(self, veil: Veil, protected: torch.Tensor, gaussian_sigma: float = 0.0):
         raise ConfigError(f"protector {self.name} keeps no recovery: the owner has the originals")
+
+
+@torch.no_grad()
+def _clean(models: list[FaceModel], images: torch.Tensor, device: torch.device) -> list:
+    """Each model's embeddings of the unprotected photos."""
+    return [m(images.to(device)).detach() for m in models]
 
 
 def _away_from(models: list[FaceModel], clean: list[torch.Tensor]) -> Loss:
@@ -200,6 +219,18 @@ def _toward(models: list[FaceModel], targets: list[torch.Tensor]) -> Loss:
                 for m, t in zip(models, targets, strict=True)
             ]
         ).mean(0)
+
+    return loss
+
+
+def _impersonate_and_dodge(
+    models: list[FaceModel], targets: list[torch.Tensor], clean: list[torch.Tensor], dodge: float
+) -> Loss:
+    """Pulled toward the target and pushed from the photo's own clean embedding (TIP-IM)."""
+    toward, away = _toward(models, targets), _away_from(models, clean)
+
+    def loss(x: torch.Tensor, rows: torch.Tensor | None) -> torch.Tensor:
+        return toward(x, rows) + dodge * away(x, rows)
 
     return loss
 
@@ -265,19 +296,40 @@ class FawkesProtector(CloakProtector):
         """The pool embedded by every surrogate, once per run."""
         return PoolEmbeddings.measure(self.config, surrogates, torch.device(device), self.pool)
 
-    def losses(
+    def context(
+        self, identities: dict[str, torch.Tensor], surrogates: list[FaceModel], device, calibration
+    ) -> PoolEmbeddings:
+        return calibration or self.calibrate(identities, surrogates, device=device)
+
+    def loss(
         self,
-        identities: dict[str, torch.Tensor],
+        name: str,
+        images: torch.Tensor,
         surrogates: list[FaceModel],
         device: torch.device,
-        calibration: Any,
-    ) -> dict[str, Loss]:
-        pool = calibration or self.calibrate(identities, surrogates, device=device)
-        out = {}
-        for name, images in identities.items():
-            targets = choose_target(name, images, surrogates, pool, self.config, device)
-            out[name] = _toward(surrogates, targets)
-        return out
+        context: PoolEmbeddings,
+    ) -> Loss:
+        targets = choose_target(name, images, surrogates, context, self.config, device)
+        return _toward(surrogates, targets)
+
+
+class TIPIMProtector(FawkesProtector):
+    """TIP-IM-style: each person's photos impersonate the most similar public-pool identity."""
+
+    name = "tipim"
+    config_class = TIPIMConfig
+
+    def loss(
+        self,
+        name: str,
+        images: torch.Tensor,
+        surrogates: list[FaceModel],
+        device: torch.device,
+        context: PoolEmbeddings,
+    ) -> Loss:
+        targets = choose_target(name, images, surrogates, context, self.config, device, True)
+        clean = _clean(surrogates, images, device)
+        return _impersonate_and_dodge(surrogates, targets, clean, self.config.dodge)
 
 
 def choose_target(
@@ -287,8 +339,10 @@ def choose_target(
     pool: PoolEmbeddings,
     cfg: FawkesConfig,
     device: torch.device,
+    nearest: bool = False,
 ) -> list[torch.Tensor]:
-    """Per surrogate, the centroid of the candidate pool identity least like the person.
+    """Per surrogate, the centroid of the candidate pool identity least like the person
+    (``nearest``: most like him, the easiest to impersonate).
 
     Candidates: up to ``cfg.candidates`` pool identities (seeded), never one named like the
     person; dissimilarity is the mean cosine between centroids over the surrogates.
@@ -309,5 +363,5 @@ def choose_target(
             own = F.normalize(m(images.to(device)).float().mean(0, keepdim=True), dim=1).cpu()
         score += (c[rows] @ own.T).squeeze(1)
         cents.append(c[rows])
-    best = int(score.argmin())
+    best = int(score.argmax() if nearest else score.argmin())
     return [c[best : best + 1].to(device) for c in cents]

@@ -27,7 +27,7 @@ class FaceBlurConfig:
     """Gaussian blur of the whole canonical crop."""
 
     #: Standard deviation in canonical pixels (the strength; 0 leaves the photo unchanged).
-    sigma: float = 4.0
+    sigma: float = 8.0
 
     def __post_init__(self) -> None:
         if self.sigma < 0:
