@@ -28,12 +28,14 @@ def main(paths: list[str]) -> None:
             "LPIPS | PSNR |"
         )
         print("|---|---|---|---|---|---|---|---|---|")
-        for key, s in doc.results.surrogates.items():
-            for a in s.adversaries:
+        for s in doc.results.sets():
+            key, attacked = s.key, s.records.get("adversaries")
+            for a in attacked.results if attacked else []:
                 cells = ", ".join(
-                    f"{t}{'*' if s.white_box(t) else ''} {fmt(c.rank1)}" for t, c in a.reid.items()
+                    f"{t}{'*' if s.white_box(t) else ''} {fmt(c.rank1.value)}"
+                    for t, c in a.reid.items()
                 )
-                base = [c.rank1 for t, c in a.baseline.items() if not s.white_box(t)]
+                base = [c.rank1.value for t, c in a.baseline.items() if not s.white_box(t)]
                 q = a.quality
                 print(
                     f"| {key} | {a.adversary} | {a.k} | {a.identities} | {cells} | "
@@ -42,12 +44,11 @@ def main(paths: list[str]) -> None:
                 )
         print("\n| veils from | white-box MSR | black-box MSR | recovered SSIM | held-out photos |")
         print("|---|---|---|---|---|")
-        for key, rates in doc.results.privacy().items():
-            r, s = rates["held_out"], doc.results.surrogates[key]
-            rec = s.image_metrics.recovered
-            n = next(iter(s.msr.values()))["held_out"].n
+        for s in doc.results.sets():
+            r, rec = s.records["privacy"]["held_out"], s.records["image_quality"].recovered
+            n = next(iter(s.records["msr"].values()))["held_out"].n
             print(
-                f"| {key} | {fmt(r.service_msr)} | {fmt(r.attacker_msr)} | "
+                f"| {s.key} | {fmt(r.service_msr)} | {fmt(r.attacker_msr)} | "
                 f"{fmt(rec.ssim if rec else None)} | {n} |"
             )
 

@@ -18,16 +18,13 @@ from veilbench.adversaries.adaptive import AverageAligned, KnownPairSearch
 from veilbench.adversaries.algebraic import Average, Difference, KnownPair
 from veilbench.compare import compare
 from veilbench.evaluation.image_metrics import ssim
+from veilbench.measurements.adversaries import Adversaries, AdversaryResult, ReidCell
+from veilbench.measurements.records import ImageQuality, Rate
 from veilbench.models.base import FaceSpace
 from veilbench.plugins import Plugins
 from veilbench.protectors.veil import VeilProtector
 from veilbench.report import render_html
-from veilbench.results import (
-    AdversaryResult,
-    ImageQuality,
-    ReidCell,
-    ResultsDocument,
-)
+from veilbench.results import ResultsDocument
 
 #: A probe person of lfw-dev whose veil is crafted, and other people (the public photos).
 PERSON = "Serena_Williams"
@@ -160,35 +157,39 @@ def test_inversion_trains_a_tiny_network_caches_it_and_reconstructs(tmp_path, mo
 
 def _with_attack(doc: ResultsDocument, rank1: float) -> ResultsDocument:
     doc = copy.deepcopy(doc)
-    for s in doc.results.surrogates.values():
-        s.adversaries = [
-            AdversaryResult(
-                adversary="average",
-                k=5,
-                threat=ThreatModel(public_photos=True).describe(),
-                reid={t: ReidCell(rank1, rank1, 10) for t in s.msr},
-                quality=ImageQuality(0.4, 0.3, 15.0, 10),
-                baseline={t: ReidCell(0.0, 0.0, 10) for t in s.msr},
-                identities=2,
-            )
-        ]
-        s.adversary_samples = {"Someone": {"original": "data:image/png;base64,AAAA"}}
+    for s in doc.results.sets():
+        rate, zero = Rate(rank1, 10, 2), Rate(0.0, 10, 2)
+        s.records["adversaries"] = Adversaries(
+            results=[
+                AdversaryResult(
+                    adversary="average",
+                    k=5,
+                    threat=ThreatModel(public_photos=True).describe(),
+                    reid={t: ReidCell(rate, rate, 10) for t in s.records["msr"]},
+                    quality=ImageQuality(0.4, 0.3, 15.0, 10),
+                    baseline={t: ReidCell(zero, zero, 10) for t in s.records["msr"]},
+                    identities=2,
+                )
+            ],
+            samples={"Someone": {"original": "data:image/png;base64,AAAA"}},
+        )
     return doc
 
 
 def test_results_round_trip_and_compare_flags_more_reidentification_as_a_regression():
     base = _with_attack(three_models(), 0.2)
-    again = ResultsDocument.from_dict(base.to_dict())
-    assert again.to_dict() == base.to_dict()
-    s = again.results.surrogates["sface"]
-    assert s.adversaries[0].reid["facenet"].rank1 == 0.2
-    rates = again.results.privacy()["sface"]["held_out"]
+    again = ResultsDocument.from_dict(base.to_dict())  # the derived records added on read
+    assert ResultsDocument.from_dict(again.to_dict()).to_dict() == again.to_dict()
+    s = again.results.surrogate_set("sface").measurements
+    assert s["adversaries"].results[0].reid["facenet"].rank1.value == 0.2
+    rates = s["privacy"]["held_out"]
     assert rates.reconstruction_rank1 == 0.2 and rates.best_adversary == "average k=5"
-    # Older files without the section still load.
+    # Files without the record still load.
     old = three_models().to_dict()
-    for s in old["results"]["surrogates"].values():
-        del s["adversaries"], s["adversary_samples"]
-    assert ResultsDocument.from_dict(old).results.surrogates["sface"].adversaries == []
+    assert (
+        "adversaries"
+        not in ResultsDocument.from_dict(old).results.surrogate_set("sface").measurements
+    )
 
     rows = {r.metric: r.status for r in compare(base, _with_attack(three_models(), 0.5)).rows}
     assert rows["reid/sface/average@k5->facenet"] == "REGRESSION"

@@ -8,19 +8,17 @@ import json
 import pytest
 from click.testing import CliRunner
 
+from tests.documents import rate, records, results, surrogate_set
 from veilbench.commands import build_cli
 from veilbench.compare import compare, parse_tolerance
 from veilbench.errors import ConfigError
-from veilbench.results import (
-    CraftTiming,
-    ImageMetrics,
-    ImageQuality,
-    MsrCell,
-    Results,
-    ResultsDocument,
-    SurrogateResults,
-    upgrade,
-)
+from veilbench.measurements import registered
+from veilbench.measurements.cost import CraftTiming
+from veilbench.measurements.image_quality import ImageMetrics
+from veilbench.measurements.msr import MsrCell
+from veilbench.measurements.records import ImageQuality
+from veilbench.results import ResultsDocument
+from veilbench.results.upgrade import upgrade
 
 MODELS = ("sface", "facenet", "dlib_resnet")
 
@@ -29,24 +27,26 @@ def three_models(white: float = 1.0, black: float = 0.1, ssim: float = 0.01) -> 
     """A 3-model document built through the contract: every model crafts, every model tests."""
 
     def cell(value: float) -> dict[str, MsrCell]:
-        return {s: MsrCell(value, value, 0.99, 20) for s in ("craft", "held_out")}
+        return {
+            s: MsrCell(rate(value), rate(value), rate(0.99), 20) for s in ("craft", "held_out")
+        }
 
     return ResultsDocument(
-        results=Results(
-            clean={t: {"craft": 0.99, "held_out": 0.99} for t in MODELS},
-            surrogates={
-                s: SurrogateResults(
-                    surrogates=[s],
+        results=results(
+            {
+                s: surrogate_set(
+                    s,
                     msr={t: cell(white if t == s else black) for t in MODELS},
-                    image_metrics=ImageMetrics(
+                    image_quality=ImageMetrics(
                         protected=ImageQuality(ssim, 1.3, 7.0, 40),
                         recovered=ImageQuality(0.99, 0.01, 45.0, 20),
                     ),
-                    impersonation={t: 0.5 for t in MODELS},
-                    craft_timing=CraftTiming(100.0, 20.0, 2.0, 5),
+                    impersonation={t: rate(0.5) for t in MODELS},
+                    cost=CraftTiming(100.0, 20.0, 2.0, 5),
                 )
                 for s in MODELS
             },
+            clean={t: {"craft": rate(0.99), "held_out": rate(0.99)} for t in MODELS},
         )
     )
 
@@ -86,49 +86,71 @@ def test_tolerance_and_image_metric_directions():
 
 def test_time_is_relative_and_loose():
     slow = copy.deepcopy(three_models())
-    for s in slow.results.surrogates.values():
-        s.craft_timing.per_veil = 35.0  # 1.75x slower: within the default 1.0 (2x)
+    for s in MODELS:
+        records(slow, s)["cost"].per_veil = 35.0  # 1.75x slower: within the default 1.0 (2x)
     assert not compare(three_models(), slow).regressions
     assert compare(three_models(), slow, parse_tolerance("time=0.5")).regressions
 
 
 def test_missing_metric_counts_as_regression():
     new = three_models()
-    del new.results.surrogates["dlib_resnet"]
+    del new.results.protectors["veil"].surrogates["dlib_resnet"]
     bad = compare(three_models(), new).regressions
     assert bad and {r.status for r in bad} == {"missing"}
 
 
 def test_schema_1_documents_compare_after_upgrade():
-    v2 = three_models().to_dict()
+    v3 = three_models().to_dict()
+    sets = v3["results"]["protectors"]["veil"]["surrogates"]
+
+    def bare(table: dict) -> dict:  # schema 1 wrote rates as bare numbers
+        return {
+            t: {
+                s: {**c, **{k: c[k]["value"] for k in ("msr", "rank1_protected", "rank1_clean")}}
+                for s, c in cells.items()
+            }
+            for t, cells in table.items()
+        }
+
     v1 = {  # how schema 1 laid the same numbers out
-        **v2,
+        **v3,
         "schema_version": 1,
+        "config": {"protector": "veil"},
         "results": {
-            "clean": v2["results"]["clean"],
-            "msr": {k: s["msr"] for k, s in v2["results"]["surrogates"].items()},
-            "image_metrics": {
-                k: s["image_metrics"] for k, s in v2["results"]["surrogates"].items()
+            "clean": {
+                t: {s: r["value"] for s, r in cells.items()}
+                for t, cells in v3["results"]["measurements"]["clean"].items()
             },
+            "msr": {k: bare(s["measurements"]["msr"]) for k, s in sets.items()},
+            "image_metrics": {k: s["measurements"]["image_quality"] for k, s in sets.items()},
             "impersonation": {
-                k: s["impersonation"] for k, s in v2["results"]["surrogates"].items()
+                k: {t: r["value"] for t, r in s["measurements"]["impersonation"].items()}
+                for k, s in sets.items()
             },
             "robustness": {},
             "samples": {},
             "per_identity": {},
             "privacy": {},
         },
-        "timings": {
-            "craft_s": {k: s["craft_timing"] for k, s in v2["results"]["surrogates"].items()}
-        },
+        "timings": {"craft_s": {k: s["measurements"]["cost"] for k, s in sets.items()}},
     }
-    assert (
-        upgrade(v1)["results"]["surrogates"]["sface"]["msr"]
-        == v2["results"]["surrogates"]["sface"]["msr"]
-    )
+    upgraded = upgrade(v1, registered())
+    again = upgraded["results"]["protectors"]["veil"]["surrogates"]["sface"]["measurements"]
+    assert again["msr"]["facenet"]["held_out"]["msr"]["value"] == 0.1
     old = ResultsDocument.from_dict(v1)
     assert not compare(old, three_models()).regressions
     assert compare(old, three_models(black=0.3)).regressions
+
+
+def test_a_plugin_family_has_no_tolerance_unless_given():
+    """Families come from the registered measurements; one with no default is strict."""
+    from veilbench.compare.tolerance import families
+
+    known = families(registered().values())
+    assert "msr" in known and "time" in known
+    with pytest.raises(ConfigError, match="unknown tolerance"):
+        parse_tolerance("brightness=1", known)
+    assert parse_tolerance("brightness=1", [*known, "brightness"])["brightness"] == 1.0
 
 
 def test_bad_tolerance():

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import copy
+import json
 import sys
 from pathlib import Path
 
 import pytest
 import torch
 
+from veilbench.compare import compare
 from veilbench.errors import DataError
 from veilbench.plugins import reset_plugins
+from veilbench.results import ResultsDocument, read_results, validate
 from veilbench.testing import TINY_FACES, TINY_MODEL, invoke, run_in_process, use_plugins
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "plugins" / "example"
@@ -33,6 +37,7 @@ def test_example_registers_one_of_each_kind(example):
         "register_attacks",
         "register_commands",
         "register_datasets",
+        "register_measurements",
         "register_models",
         "register_protectors",
     ]
@@ -43,13 +48,31 @@ def test_example_blur_has_no_recovery_in_results_report_and_craft(example, tmp_p
     doc = run_in_process(
         tmp_path / "run", protector="example_blur", models=TINY_MODEL, dataset=TINY_FACES
     )
-    result = doc.results.surrogates[TINY_MODEL]
-    assert result.image_metrics.recovered is None
-    assert 0.0 < result.image_metrics.protected.ssim < 1.0  # blurred, not unchanged
-    assert result.samples
-    assert all("recovered" not in s for s in result.samples.values())
+    result = doc.results.protectors["example_blur"].surrogates[TINY_MODEL].measurements
+    assert result["image_quality"].recovered is None
+    assert 0.0 < result["image_quality"].protected.ssim < 1.0  # blurred, not unchanged
+    assert result["samples"]
+    assert all("recovered" not in s for s in result["samples"].values())
     report = (tmp_path / "run" / "report.html").read_text()
     assert "no recovery (protector cannot be undone)" in report
+    # The plugin's measurement: in results.json, the report and compare, named by no veilbench code.
+    raw = json.loads((tmp_path / "run" / "results.json").read_text())
+    sets = raw["results"]["protectors"]["example_blur"]["surrogates"]
+    brightness = sets[TINY_MODEL]["measurements"]["example_brightness"]
+    assert brightness["n"] > 0 and 0 < brightness["protected"] < 255
+    assert 'id="example-brightness"' in report and 'href="#example-brightness"' in report
+    validate(raw)  # the published schema takes the plugin's record
+    darker = copy.deepcopy(raw)
+    darker["results"]["protectors"]["example_blur"]["surrogates"][TINY_MODEL]["measurements"][
+        "example_brightness"
+    ]["protected"] += 40.0
+    rows = {
+        r.metric: r
+        for r in compare(
+            read_results(tmp_path / "run" / "results.json"), ResultsDocument.from_dict(darker)
+        ).rows
+    }
+    assert rows[f"brightness/{TINY_MODEL}"].status == "REGRESSION"  # its own direction, tol 0
     result = invoke(
         "craft",
         "--images",
@@ -77,7 +100,8 @@ def test_example_grey_recovers_its_photos(example, tmp_path):
         param={"level": 100},
     )
     assert doc.config["protector_config"] == {"alpha": 0.2, "level": 100.0}
-    assert doc.results.surrogates[TINY_MODEL].image_metrics.recovered.ssim > 0.95
+    records = doc.results.protectors["example_grey"].surrogates[TINY_MODEL].measurements
+    assert records["image_quality"].recovered.ssim > 0.95
 
 
 def test_example_model_wires_its_input_spec(example):

@@ -24,7 +24,8 @@ def crops(lfw_dev) -> torch.Tensor:
 
 def test_unprotected_faces_are_found_where_they_are(crops):
     same = face_visibility(crops, crops.clone())
-    assert same.n == 6 and same.detected == same.detected_clean == 1.0
+    assert same.n == 6 and same.detected.value == same.detected_clean.value == 1.0
+    assert same.detected.photos == 6
     assert same.landmark_error is not None and same.landmark_error < 0.01
 
 
@@ -32,8 +33,8 @@ def test_a_light_veil_leaves_the_face_and_a_heavy_random_one_hides_it(crops):
     g = torch.Generator().manual_seed(0)
     noise = torch.randint(0, 256, crops.shape, generator=g).float()
     light = face_visibility(crops, (0.8 * crops + 0.2 * noise).round())
-    assert light.detected >= 5 / 6 and light.landmark_error < 0.1
+    assert light.detected.value >= 5 / 6 and light.landmark_error < 0.1
     heavy = face_visibility(crops, (0.2 * crops + 0.8 * noise).round())  # alpha 0.2, a noise veil
-    assert heavy.detected <= 1 / 6 and heavy.detected_clean == 1.0
+    assert heavy.detected.value <= 1 / 6 and heavy.detected_clean.value == 1.0
     shifted = face_visibility(crops, torch.roll(crops, shifts=20, dims=3))
     assert shifted.landmark_error > 0.2  # the face moved by 20 px: landmarks far from the original

@@ -75,11 +75,11 @@ def local_run(lfw_dev, tmp_path_factory):
 
 def assert_same_results(a, b):
     assert a.split == b.split and not [p for p in b.problems if p.get("stage") == "craft"]
-    for key, s in a.results.surrogates.items():
-        t = b.results.surrogates[key]
-        assert t.msr == s.msr
+    for s, t in zip(a.results.sets(), b.results.sets(), strict=True):
+        assert t.records["msr"] == s.records["msr"]
         for which in ("protected", "recovered"):
-            x, y = getattr(s.image_metrics, which), getattr(t.image_metrics, which)
+            x = getattr(s.records["image_quality"], which)
+            y = getattr(t.records["image_quality"], which)
             # A Ray worker uses 1 thread, the driver 2: float sums differ in their last bits,
             # which sign steps can carry into a few veil pixels.
             assert y.ssim == pytest.approx(x.ssim, rel=1e-3, abs=1e-4)
@@ -208,10 +208,10 @@ def test_evaluation_shards_match_local(cluster, tiny_plugins, tmp_path, monkeypa
     local, remote = docs["local"], docs["ray"]
     computed = remote.timings["gallery_embeddings_computed"]
     assert computed == local.timings["gallery_embeddings_computed"] and min(computed.values()) > 0
-    assert local.results.clean == remote.results.clean
-    for key, s in local.results.surrogates.items():
-        t = remote.results.surrogates[key]
-        assert (t.msr, t.robustness, t.impersonation) == (s.msr, s.robustness, s.impersonation)
+    assert local.results.measurements == remote.results.measurements
+    for s, t in zip(local.results.sets(), remote.results.sets(), strict=True):
+        for name in ("msr", "robustness", "impersonation"):
+            assert t.records.get(name) == s.records.get(name), name
 
 
 def test_protect_with_ray_data_writes_what_local_writes(cluster, lfw_dev, tmp_path):

@@ -14,19 +14,16 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from tests.documents import rate, records, results, surrogate_set
+from veilbench.measurements import registered
+from veilbench.measurements.charts import Series, heat_style, line_chart, nice_ticks
+from veilbench.measurements.cost import CraftTiming
+from veilbench.measurements.image_quality import ImageMetrics
+from veilbench.measurements.msr import MsrCell
+from veilbench.measurements.records import ImageQuality, Rate
+from veilbench.measurements.robustness import RobustnessCurve
 from veilbench.report import environment, render_html, render_report
-from veilbench.report.charts import Series, heat_style, line_chart, nice_ticks
-from veilbench.results import (
-    CraftTiming,
-    ImageMetrics,
-    ImageQuality,
-    MsrCell,
-    Results,
-    ResultsDocument,
-    RobustnessCurve,
-    SurrogateResults,
-    read_results,
-)
+from veilbench.results import ResultsDocument, read_results
 
 REPO = Path(__file__).resolve().parents[1]
 MODELS = ("sface", "facenet", "dlib_resnet")
@@ -52,14 +49,16 @@ def make_doc(seed: int = 0) -> ResultsDocument:
     msr = {
         s: {
             t: {
-                subset: MsrCell(msr=r(), rank1_protected=r(), rank1_clean=0.9 + r() / 10, n=30)
+                subset: MsrCell(
+                    msr=rate(r(), 30), rank1_protected=rate(r(), 30), rank1_clean=rate(0.9), n=30
+                )
                 for subset in ("craft", "held_out")
             }
             for t in MODELS
         }
         for s in SURROGATES
     }
-    msr["facenet"]["dlib_resnet"]["held_out"].msr = None  # NaN in the run
+    msr["facenet"]["dlib_resnet"]["held_out"].msr.value = None  # NaN in the run
     sweep = {
         "gaussian": ("sigma", [0.0, 30.0, 60.0, 120.0, 150.0]),
         "median": ("kernel", [1.0, 3.0, 5.0]),
@@ -69,14 +68,14 @@ def make_doc(seed: int = 0) -> ResultsDocument:
             attack: RobustnessCurve(
                 parameter=parameter,
                 strengths=strengths,
-                protected={t: [r() for _ in strengths] for t in MODELS},
-                clean={t: [r() for _ in strengths] for t in MODELS},
+                protected={t: [rate(r()) for _ in strengths] for t in MODELS},
+                clean={t: [rate(r()) for _ in strengths] for t in MODELS},
             )
             for attack, (parameter, strengths) in sweep.items()
         }
         for s in SURROGATES
     }
-    robustness["sface"]["gaussian"].protected["facenet"][2] = None
+    robustness["sface"]["gaussian"].protected["facenet"][2] = Rate(None, 0)
     colours = [(200, 30, 30), (30, 200, 30), (30, 30, 200), (90, 90, 90)]
     doc = ResultsDocument(
         veilbench_version="0.1.0",
@@ -158,31 +157,32 @@ def make_doc(seed: int = 0) -> ResultsDocument:
         ],
         timings={"prepare_s": 12.5, "clean_embedding_s": 30.0, "total_s": 400.0},
     )
-    doc.results = Results(
-        clean={t: {"craft": 0.97, "held_out": r()} for t in MODELS},
-        surrogates={
-            s: SurrogateResults(
-                surrogates=s.split("+"),
-                msr=msr[s],
-                image_metrics=ImageMetrics(
-                    protected=ImageQuality(ssim=0.012, lpips=1.3, psnr=8.1, n=60),
-                    recovered=ImageQuality(ssim=0.98, lpips=0.002, psnr=45.0, n=30),
-                ),
-                robustness=robustness[s],
-                impersonation={t: r() for t in MODELS},
-                samples={
-                    i: {
-                        "original": tiny_png(colours[0]),
-                        "protected": tiny_png(colours[1]),
-                        "recovered": tiny_png(colours[2]),
-                    }
-                    for i in IDENTITIES
-                },
-                craft_timing=CraftTiming(total=120.0, per_veil=40.0, per_image=4.0, veils=3),
-                evaluate_s=20.0,
-            )
-            for s in SURROGATES
-        },
+    sets = {
+        s: surrogate_set(
+            s,
+            msr=msr[s],
+            image_quality=ImageMetrics(
+                protected=ImageQuality(ssim=0.012, lpips=1.3, psnr=8.1, n=60),
+                recovered=ImageQuality(ssim=0.98, lpips=0.002, psnr=45.0, n=30),
+            ),
+            robustness=robustness[s],
+            impersonation={t: rate(r()) for t in MODELS},
+            samples={
+                i: {
+                    "original": tiny_png(colours[0]),
+                    "protected": tiny_png(colours[1]),
+                    "recovered": tiny_png(colours[2]),
+                }
+                for i in IDENTITIES
+            },
+            cost=CraftTiming(total=120.0, per_veil=40.0, per_image=4.0, veils=3),
+        )
+        for s in SURROGATES
+    }
+    for s in sets.values():
+        s.evaluate_s = 20.0
+    doc.results = results(
+        sets, clean={t: {"craft": rate(0.97), "held_out": rate(r())} for t in MODELS}
     )
     return doc
 
@@ -251,9 +251,9 @@ def html(doc: ResultsDocument) -> str:
 
 def msr_of(doc: ResultsDocument, subset: str) -> dict[tuple[str, str], float | None]:
     return {
-        (s, t): cells[subset].msr
-        for s, res in doc.results.surrogates.items()
-        for t, cells in res.msr.items()
+        (w.key, t): cells[subset].msr.value
+        for w in doc.results.sets()
+        for t, cells in w.records["msr"].items()
     }
 
 
@@ -278,7 +278,7 @@ def test_null_cell_reads_null_and_na(html: str) -> None:
 def test_clean_rank1_row(doc: ResultsDocument, html: str) -> None:
     clean = [c for c in parse(html).tables["msr-held_out"] if "clean-rank1" in c.get("class", "")]
     assert {c["data-target"]: float(c["data-value"]) for c in clean} == {
-        t: doc.results.clean[t]["held_out"] for t in MODELS
+        t: doc.results.measurements["clean"][t]["held_out"].value for t in MODELS
     }
 
 
@@ -301,8 +301,9 @@ def test_headline_verdict_numbers(doc: ResultsDocument, html: str) -> None:
         ]
         per_set_white.append(sum(white) / len(white))
         per_set_black.append(sum(black) / len(black))  # the null cell is not counted
-    privacy = doc.results.privacy()
-    assert [privacy[s]["held_out"].attacker_msr for s in SURROGATES] == pytest.approx(per_set_black)
+    doc.derive(registered())
+    privacy = [records(doc, s)["privacy"]["held_out"].attacker_msr for s in SURROGATES]
+    assert privacy == pytest.approx(per_set_black)
     headline = html.split('id="headline"')[1].split("</section>")[0]
     assert f"{sum(per_set_white) / len(per_set_white):.3f}" in headline
     assert f"{sum(per_set_black) / len(per_set_black):.3f}" in headline
@@ -313,7 +314,7 @@ def test_headline_verdict_numbers(doc: ResultsDocument, html: str) -> None:
 def test_one_chart_per_surrogate_and_attack(doc: ResultsDocument, html: str) -> None:
     svgs = [a for tag, a in parse(html).tags if tag == "svg"]
     assert {(a["data-surrogate"], a["data-attack"]) for a in svgs} == {
-        (s, attack) for s, res in doc.results.surrogates.items() for attack in res.robustness
+        (w.key, attack) for w in doc.results.sets() for attack in w.records["robustness"]
     }
     chart = html.split('data-surrogate="sface" data-attack="gaussian"', 1)[1].split("</svg>")[0]
     assert "stroke-dasharray" in chart and "clean photos, same attack" in chart  # baseline
@@ -356,7 +357,7 @@ def test_identity_names_are_escaped(html: str) -> None:
 
 def test_external_image_uris_are_dropped(doc: ResultsDocument) -> None:
     evil = copy.deepcopy(doc)
-    evil.results.surrogates["sface"].samples["Ada_Lovelace"]["original"] = "https://evil.example/x"
+    records(evil, "sface")["samples"]["Ada_Lovelace"]["original"] = "https://evil.example/x"
     out = render_html(evil)
     assert "evil.example" not in out
 
@@ -366,7 +367,7 @@ def test_image_grid_per_identity(doc: ResultsDocument, html: str) -> None:
     assert len(imgs) == len(SURROGATES) * len(IDENTITIES) * 3
     assert "veil not available" not in html and ">the veil<" not in html  # never shown
     no_recovery = copy.deepcopy(doc)
-    del no_recovery.results.surrogates["sface"].samples["Ada_Lovelace"]["recovered"]
+    del records(no_recovery, "sface")["samples"]["Ada_Lovelace"]["recovered"]
     out = render_html(no_recovery)
     assert out.count('aria-label="recovered not available"') == 1
 
@@ -416,12 +417,14 @@ def test_banners_for_synthetic_data_and_warnings(doc: ResultsDocument) -> None:
 def _one_model(doc: ResultsDocument) -> dict:
     small = copy.deepcopy(doc)
     small.models = {"sface": small.models["sface"]}
-    only = small.results.surrogates["sface"]
-    only.msr = {"sface": only.msr["sface"]}
-    only.image_metrics = ImageMetrics(ImageQuality(None, None, None, 0))
-    only.robustness, only.impersonation, only.samples = {}, {}, {}
-    small.results = Results(
-        clean={"sface": {"craft": None, "held_out": None}}, surrogates={"sface": only}
+    only = records(small, "sface")
+    kept = {
+        "msr": {"sface": only["msr"]["sface"]},
+        "image_quality": ImageMetrics(ImageQuality(None, None, None, 0)),
+    }
+    small.results = results(
+        {"sface": surrogate_set("sface", **kept)},
+        clean={"sface": {"craft": rate(None), "held_out": rate(None)}},
     )
     small.timings = {}
     return small.to_dict()
@@ -450,7 +453,7 @@ def test_partial_documents_render(doc: ResultsDocument, variant: str) -> None:
 def test_user_template_overrides(tmp_path: Path, doc: ResultsDocument) -> None:
     (tmp_path / "_headline.html").write_text(
         '<section id="headline"><p class="mine">Our lab: {{ view.protector }}'
-        " {{ view.samples[1].identity }}</p></section>"
+        " {{ view.sections[-2].data.people[1].identity }}</p></section>"
     )
     assert environment([tmp_path]).get_template("_headline.html").filename.startswith(str(tmp_path))
     out = render_html(doc, extra_dirs=[tmp_path])
@@ -485,25 +488,26 @@ def test_heat_style_and_ticks() -> None:
 
 def test_a_protector_that_cannot_be_undone_shows_no_recovery() -> None:
     doc = make_doc()
-    for s in doc.results.surrogates.values():
-        s.image_metrics.recovered = None  # what the runner records for recoverable = False
+    for s in SURROGATES:
+        records(doc, s)["image_quality"].recovered = None  # what recoverable = False records
     html = render_html(doc)
     assert html.count("no recovery (protector cannot be undone)") == 1 + len(
-        doc.results.surrogates
+        SURROGATES
     )  # the headline and one row per surrogate
 
 
 def test_perception_section_shows_attacker_and_service_means() -> None:
-    from veilbench.results import FaceVisibility, Perception, ProcessedRank1
+    from veilbench.measurements.perception import FaceVisibility, Perception, ProcessedRank1
 
     doc = make_doc()
-    s = doc.results.surrogates["sface"]
-    s.perception = Perception(
-        face=FaceVisibility(detected=0.25, detected_clean=1.0, landmark_error=0.4, n=12),
+    records(doc, "sface")["perception"] = Perception(
+        face=FaceVisibility(
+            detected=rate(0.25, 12), detected_clean=rate(1.0, 12), landmark_error=0.4, n=12
+        ),
         processed={
             "invert": ProcessedRank1(
-                protected={"sface": 0.9, "facenet": 0.5, "dlib_resnet": 0.1},
-                clean={"sface": 1.0, "facenet": 0.8, "dlib_resnet": 0.6},
+                protected={"sface": rate(0.9), "facenet": rate(0.5), "dlib_resnet": rate(0.1)},
+                clean={"sface": rate(1.0), "facenet": rate(0.8), "dlib_resnet": rate(0.6)},
                 n=12,
             )
         },

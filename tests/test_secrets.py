@@ -68,7 +68,7 @@ def test_random_weight_default_run_shares_no_veil_but_secret_samples_do(tiny_plu
     out = tmp_path / "run"
     run_cli([*ARGS, *VEIL, "--out", str(out)])
     doc = read_results(out / "results.json")
-    assert all(s.samples for s in doc.results.surrogates.values())
+    assert all(s.records["samples"] for s in doc.results.sets())
     assert not doc.results.samples_contain_secrets
     assert len(shared_images(out)) >= 6  # the samples are there, just harmless
     best = best_veil_estimate(out)

@@ -189,8 +189,54 @@ def register_datasets(register: Register) -> None:
 
 
 @hookspec
+def register_measurements(register: Register) -> None:
+    """Register measurements: what a run measures and records, shows and compares.
+
+    :param register: ``register(name, factory, **metadata)``.
+
+    ``factory()`` returns a :class:`veilbench.measurements.contract.Measurement` whose ``name``
+    is the registered name; pass ``**Cls.info()`` as metadata (its title, description, scope,
+    needs and metrics, shown by ``veilbench list measurements``). ``veilbench run
+    --measurements`` selects them (default: all that apply to the run). Its record is written
+    under ``measurements.<name>`` of each surrogate set (or of the run, with ``scope = "run"``)
+    and carries its own JSON Schema fragment; ``compare``, the report (its ``template``, found
+    in its ``templates`` folder) and the console summary show it with no change to veilbench.
+    A measurement that raises is reported in the results' ``problems`` and the run goes on.
+
+    Example::
+
+        @dataclass
+        class Brightness:
+            \"\"\"Mean grey level of protected photos (0-255).\"\"\"
+
+            mean: float
+
+
+        class BrightnessMeasurement(Measurement):
+            name = "brightness"
+            title = "Brightness of protected photos"
+            needs = ("protected",)
+            record = Brightness
+            metrics = {"brightness": Metric("brightness", "lower", "mean grey level")}
+
+            def evaluate(self, ctx):
+                photos = torch.cat([p.held_out for p in ctx.protected.values()])
+                return Brightness(float(photos.mean()))
+
+            def values(self, record, where):
+                metric = self.metrics["brightness"]
+                return [MetricValue(f"brightness/{where.key}", metric, record.mean)]
+
+
+        @hookimpl
+        def register_measurements(register):
+            register("brightness", BrightnessMeasurement, **BrightnessMeasurement.info())
+    """
+
+
+@hookspec
 def register_commands(cli: click.Group) -> None:
-    """Add commands to the ``veilbench`` command line (built-in ones come the same way).
+    """Add commands to the ``veilbench`` command line, beside the built-in ones.
 
     :param cli: the root :class:`click.Group`; call ``cli.add_command(...)`` or decorate with
         ``@cli.command()``. A command may not replace an existing one. Wrap a command whose
@@ -213,5 +259,6 @@ HOOK_NAMES: tuple[str, ...] = (
     "register_attacks",
     "register_adversaries",
     "register_datasets",
+    "register_measurements",
     "register_commands",
 )

@@ -33,6 +33,7 @@ CONTRACTS: list[tuple[str, list[str]]] = [
             "veilbench.hookspecs:register_attacks",
             "veilbench.hookspecs:register_adversaries",
             "veilbench.hookspecs:register_datasets",
+            "veilbench.hookspecs:register_measurements",
             "veilbench.hookspecs:register_commands",
         ],
     ),
@@ -67,6 +68,20 @@ CONTRACTS: list[tuple[str, list[str]]] = [
         ],
     ),
     ("Attacks", ["veilbench.attacks"]),
+    (
+        "Measurements",
+        [
+            "veilbench.measurements.contract",
+            "veilbench.measurements.contract:Measurement",
+            "veilbench.measurements.contract:Context",
+            "veilbench.measurements.contract:Where",
+            "veilbench.measurements.contract:RunView",
+            "veilbench.measurements.contract:Metric",
+            "veilbench.measurements.contract:MetricValue",
+            "veilbench.measurements.records:Rate",
+            "veilbench.measurements.records:rate_of",
+        ],
+    ),
     (
         "Adversaries",
         [

@@ -11,7 +11,7 @@ from typing import Any
 
 from veilbench.errors import RegistryError
 
-KINDS = ("models", "protectors", "attacks", "adversaries", "datasets")
+KINDS = ("models", "protectors", "attacks", "adversaries", "datasets", "measurements")
 
 
 @dataclass

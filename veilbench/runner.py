@@ -6,8 +6,10 @@ tested with every surrogate's veils: black-box off the diagonal). ``--surrogates
 ensemble veil crafted against several models at once.
 
 This module only orchestrates: each stage lives in its own module (``data``, ``models``,
-``protectors``, ``adversaries``, ``evaluation``) and the document it fills is the typed
-contract of :mod:`veilbench.results`. Interrupted runs resume: veils are written per identity
+``protectors``) and what is measured is every registered measurement that applies (or those
+``--measurements`` names), each filling its own record of the typed contract of
+:mod:`veilbench.results`; a measurement that fails is reported in ``problems`` and the rest go
+on. The runner names no measurement. Interrupted runs resume: veils are written per identity
 as they are done, prepared crops and gallery embeddings are cached, and the results file is
 written atomically at the end.
 """
@@ -28,26 +30,17 @@ from veilbench.data.faces import EvalData, prepare_data
 from veilbench.data.resolve import resolve_dataset
 from veilbench.device import pick_device
 from veilbench.errors import ConfigError, DataError
-from veilbench.evaluation.adversaries import evaluate_adversaries, public_knowledge
-from veilbench.evaluation.perception import PROCESSING, evaluate_perception
-from veilbench.evaluation.protected import (
-    Targets,
-    clean_rank1,
-    evaluate_clean,
-    evaluate_convergence,
-    evaluate_images,
-    evaluate_targets,
-    unconverged_warning,
-)
-from veilbench.evaluation.samples import SECRETS_WARNING, shareable_samples
+from veilbench.evaluation.protected import Targets, evaluate_clean
+from veilbench.evaluation.samples import SECRETS_WARNING
 from veilbench.executors import Executor, get_executor
+from veilbench.measurements import select
+from veilbench.measurements.contract import Context, Measurement
 from veilbench.models.base import FaceSpace
 from veilbench.models.loading import load_models
 from veilbench.plugins import get_plugins
 from veilbench.protectors.apply import craft_and_protect
 from veilbench.protectors.contract import declared_profiles
 from veilbench.results import (
-    CraftTiming,
     ResultsDocument,
     SurrogateResults,
     portable_path,
@@ -82,83 +75,48 @@ def run(
     if profile:
         log(f"profile {profile}: {len(resolved.dataset.refs)} photos, a short run (see README)")
     protector = protector_entry.create(**config.protector_params)
-    attack_entries = plugins.registries["attacks"].select(config.attacks) if config.attacks else []
-    adversary_entries = (
-        plugins.registries["adversaries"].select(config.adversaries)
-        if config.adversaries.strip()
-        else []
-    )
-    processings = [plugins.registries["attacks"].get(name) for name in PROCESSING]
+    measurements, notes = select(config.measurements, config, plugins)
 
     doc = ResultsDocument.new(_recorded_config(config, profile), plugins.plugin_versions())
     doc.config["device_resolved"] = str(device)
     doc.config["protector_config"] = _config_dict(protector)
-    doc.warnings += resolved.warnings
+    doc.warnings += resolved.warnings + notes
     if config.samples and config.secret_samples:
         doc.results.samples_contain_secrets = True
         doc.warnings.append(SECRETS_WARNING)
-
-    # Load.
-    model_entries = plugins.registries["models"].select(config.models)
-    explicit = config.models.strip() != "all" and "*" not in config.models
-    models, skipped = load_models(
-        model_entries,
-        explicit=explicit,
-        space=space,
-        device=device,
-        checkpoints=checkpoints,
-        log=log,
+    models = _load(
+        config, plugins, doc, space=space, device=device, checkpoints=checkpoints, log=log
     )
-    if not models:
-        raise ConfigError(
-            "no model could be loaded: "
-            + "; ".join(f"{s['model']}: {s['reason']}" for s in skipped)
-        )
-    doc.models = {n: m.card.to_dict() for n, m in models.items()}
-    doc.skipped_models = skipped
-    for s in skipped:
-        log(f"skipped model {s['model']}: {s['reason']}")
     surrogate_sets = _surrogate_sets(config, plugins, models)
 
     executor = get_executor(config.executor, config.ray_address, config.device)
     try:
-        # Prepare.
-        data = prepare_data(
-            resolved.dataset, config.protocol, space, progress=config.progress, log=log
-        )
-        doc.dataset = {
-            **resolved.dataset.to_dict(),
-            "root": portable_path(resolved.dataset.root),
-            "fingerprint": data.fingerprint(),
-        }
-        doc.split = data.split.to_dict()
-        doc.problems = data.problems + data.split.skipped_identities
-        doc.timings["prepare_s"] = time.perf_counter() - t0
-        log(f"{len(data.probes)} probe identities, gallery of {len(data.gallery)} photos")
-
-        t0 = time.perf_counter()
-        targets = evaluate_clean(
-            models, data, batch_size=config.batch_size, device=device, log=log, executor=executor
-        )
-        doc.timings["clean_embedding_s"] = time.perf_counter() - t0
-        doc.timings["gallery_embeddings_computed"] = {
-            n: s.embedded for n, s in targets.states.items()
-        }
-        doc.results.clean = clean_rank1(targets, data)
-
+        data, targets = _prepare(config, resolved, doc, models, (space, device, executor), t0, log)
         stage = _Stage(
             config=config,
-            models=models,
-            targets=targets,
-            protector=protector,
-            protector_name=protector_entry.name,
-            attacks=attack_entries,
-            processings=processings,
-            adversaries=adversary_entries,
-            device=device,
+            context=Context(
+                config=config,
+                data=data,
+                targets=targets,
+                models=models,
+                device=device,
+                executor=executor,
+                registries=plugins.registries,
+                log=log,
+                protector=protector,
+                protector_name=protector_entry.name,
+                attacks=_select(plugins, "attacks", config.attacks),
+                adversaries=_select(plugins, "adversaries", config.adversaries),
+                run_records=doc.results.measurements,
+                warnings=doc.warnings,
+            ),
+            measurements=measurements,
             executor=executor,
-            log=log,
         )
+        for m in measurements:
+            if m.scope == "run":
+                _measure(m, stage.context, doc, doc.results.measurements, key="")
+        doc.results.protector(protector_entry.name, _config_dict(protector))
         for members in surrogate_sets:
             _protect_and_evaluate(stage, doc, members, data)
     finally:
@@ -174,35 +132,88 @@ def run(
     return doc
 
 
+def _select(plugins, kind: str, spec: str | None) -> list:
+    """The registry entries a comma list names ([] for none)."""
+    return plugins.registries[kind].select(spec) if spec and spec.strip() else []
+
+
+def _load(config: RunConfig, plugins, doc: ResultsDocument, **kw: Any) -> dict:
+    """The models ``--models`` selects, loaded (those that cannot be are recorded as skipped)."""
+    log = kw["log"]
+    model_entries = plugins.registries["models"].select(config.models)
+    explicit = config.models.strip() != "all" and "*" not in config.models
+    models, skipped = load_models(model_entries, explicit=explicit, **kw)
+    if not models:
+        raise ConfigError(
+            "no model could be loaded: "
+            + "; ".join(f"{s['model']}: {s['reason']}" for s in skipped)
+        )
+    doc.models = {n: m.card.to_dict() for n, m in models.items()}
+    doc.skipped_models = skipped
+    for s in skipped:
+        log(f"skipped model {s['model']}: {s['reason']}")
+    return models
+
+
+def _prepare(config, resolved, doc, models, where, t0, log) -> tuple[EvalData, Targets]:
+    """The run's photos, split and aligned, and every target's clean gallery."""
+    space, device, executor = where
+    data = prepare_data(resolved.dataset, config.protocol, space, progress=config.progress, log=log)
+    doc.dataset = {
+        **resolved.dataset.to_dict(),
+        "root": portable_path(resolved.dataset.root),
+        "fingerprint": data.fingerprint(),
+    }
+    doc.split = data.split.to_dict()
+    doc.problems = data.problems + data.split.skipped_identities
+    doc.timings["prepare_s"] = time.perf_counter() - t0
+    log(f"{len(data.probes)} probe identities, gallery of {len(data.gallery)} photos")
+
+    t0 = time.perf_counter()
+    targets = evaluate_clean(
+        models, data, batch_size=config.batch_size, device=device, log=log, executor=executor
+    )
+    doc.timings["clean_embedding_s"] = time.perf_counter() - t0
+    doc.timings["gallery_embeddings_computed"] = {n: s.embedded for n, s in targets.states.items()}
+    return data, targets
+
+
 @dataclasses.dataclass
 class _Stage:
     """What every surrogate set is protected and evaluated with."""
 
     config: RunConfig
-    models: dict
-    targets: Targets
-    protector: Any
-    protector_name: str
-    attacks: list
-    processings: list
-    adversaries: list
-    device: torch.device
+    context: Context  # the run's part; each set adds its own
+    measurements: list[Measurement]
     executor: Executor
-    log: Log
+
+
+def _measure(m: Measurement, ctx: Context, doc: ResultsDocument, records: dict, key: str) -> None:
+    """One measurement into ``records``; a failure goes to ``problems`` and the run goes on."""
+    try:
+        record = m.evaluate(ctx)
+    except Exception as exc:  # one broken measurement must not lose the others
+        reason = f"{type(exc).__name__}: {exc}"
+        ctx.log(f"measurement {m.name} failed{f' ({key})' if key else ''}: {reason}")
+        problem = {"stage": "measure", "measurement": m.name, "reason": reason}
+        doc.problems.append({**problem, "surrogates": key} if key else problem)
+        return
+    if record is not None:
+        records[m.name] = record
 
 
 def _protect_and_evaluate(stage: _Stage, doc: ResultsDocument, members: list[str], data: EvalData):
-    """One surrogate set: protect, evaluate, record into ``doc``."""
-    config, targets, log = stage.config, stage.targets, stage.log
-    key = "+".join(members)
+    """One surrogate set: protect, then every measurement, recorded into ``doc``."""
+    run_ctx, config = stage.context, stage.config
+    log, key = run_ctx.log, "+".join(members)
     # Protect.
-    log(f"crafting with surrogate {key} ({stage.protector_name}, {stage.executor.name} executor)")
+    log(f"crafting with surrogate {key} ({run_ctx.protector_name}, {stage.executor.name} executor)")
     t0 = time.perf_counter()
     protected, failures = craft_and_protect(
-        stage.protector,
-        [stage.models[n] for n in members],
+        run_ctx.protector,
+        [run_ctx.models[n] for n in members],
         data,
-        device=stage.device,
+        device=run_ctx.device,
         seed=config.seed,
         veil_dir=Path(config.out) / "veils" / key,
         progress=config.progress,
@@ -220,64 +231,25 @@ def _protect_and_evaluate(stage: _Stage, doc: ResultsDocument, members: list[str
         raise DataError(
             f"no identity could be crafted with surrogate {key}: " + next(iter(failures.values()))
         )
-    n_images = sum(len(p.craft) for p in data.probes)
-    # Evaluate (one target per executor task) and record.
+    # Evaluate: every surrogate-scope measurement, in order (each may read earlier records).
     t0 = time.perf_counter()
-    subset, max_images = config.robustness_on, config.max_attack_images
-    msr_table, robustness, impersonation = evaluate_targets(
-        targets,
-        data,
-        protected,
-        stage.attacks,
-        stage.protector,
-        sweeps=config.attack_sweeps,
-        subset=subset,
-        max_images=max_images,
-        executor=stage.executor,
+    record = doc.results.protector(run_ctx.protector_name).surrogates.setdefault(
+        key, SurrogateResults(surrogates=members)
     )
-    record = SurrogateResults(
-        surrogates=members,
-        msr=msr_table,
-        image_metrics=evaluate_images(data, protected, stage.device),
-        robustness=robustness,
-        impersonation=impersonation,
-        perception=evaluate_perception(
-            targets, data, protected, stage.processings, subset=subset, max_images=max_images
-        ),
-        samples=shareable_samples(data.probes, protected, secrets=config.secret_samples)
-        if config.samples
-        else {},
-        craft_timing=CraftTiming(
-            total=elapsed,
-            per_veil=elapsed / max(1, len(data.probes)),
-            per_image=elapsed / max(1, n_images),
-            veils=len(data.probes),
-        ),
+    ctx = dataclasses.replace(
+        run_ctx,
+        data=data,
+        members=members,
+        protected=protected,
+        craft_s=elapsed,
+        crafted_images=sum(len(p.craft) for p in data.probes),
+        records=record.measurements,
+        warnings=doc.warnings,
     )
-    doc.results.surrogates[key] = record
-    if stage.adversaries:
-        # The attacker's own models: those that did not craft these veils (black-box).
-        attacker = [m for n, m in stage.models.items() if n not in members] or [
-            stage.models[members[0]]
-        ]
-        public = public_knowledge(
-            data, stage.protector, attacker, device=stage.device, seed=config.seed, log=log
-        )
-        record.adversaries, record.adversary_samples = evaluate_adversaries(
-            targets,
-            data,
-            protected,
-            stage.adversaries,
-            public,
-            ks=config.adversary_ks(),
-            samples=config.samples,
-            sample_secrets=config.secret_samples,
-        )
+    for m in stage.measurements:
+        if m.scope != "run":
+            _measure(m, ctx, doc, record.measurements, key)
     record.evaluate_s = time.perf_counter() - t0
-    record.convergence = evaluate_convergence(protected)
-    if warning := unconverged_warning(key, record.convergence):
-        doc.warnings.append(warning)
-        log(f"warning: {warning}")
 
 
 def _surrogate_sets(config: RunConfig, plugins, models: dict) -> list[list[str]]:

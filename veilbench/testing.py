@@ -5,7 +5,8 @@ A plugin package tests itself end to end in a few seconds, without weights or fa
     def test_my_protector(veilbench_plugins, veilbench_run):
         veilbench_plugins(my_plugin_module)  # the installed plugins + mine + the tiny ones
         doc = veilbench_run(protector="my_protector", models=TINY_MODEL, dataset=TINY_FACES)
-        assert doc.results.surrogates[TINY_MODEL].msr[TINY_MODEL]["held_out"].n > 0
+        msr = doc.results.surrogate_set(TINY_MODEL).measurements["msr"]
+        assert msr[TINY_MODEL]["held_out"].n > 0
 
 Fixtures (available once veilbench is installed, nothing to import):
 

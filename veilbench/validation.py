@@ -36,6 +36,7 @@ def validate_run(
             reg["attacks"].select(config.attacks)
         if config.adversaries.strip():
             reg["adversaries"].select(config.adversaries)
+        reg["measurements"].select(config.measurements)
         for name in config.attack_sweeps:
             reg["attacks"].get(name)
         for name in checkpoints or {}:

@@ -42,6 +42,7 @@ BUILTIN: dict[str, tuple[str, str]] = {
         "veilbench.commands.compare:compare_command",
         "Compare two results files, metric by metric.",
     ),
+    "results": ("veilbench.commands.results:results_group", "Results files: schema, validation."),
     "weights": (
         "veilbench.commands.weights:weights_group",
         "Pretrained weight files: where they are, and fetching them.",

@@ -14,7 +14,7 @@ import click
     "--tolerance",
     default="",
     help="How much worse a metric family may get, e.g. msr=0.02,ssim=0.01,time=0.5 "
-    "(defaults: veilbench.results.DEFAULT_TOLERANCE).",
+    "(defaults: veilbench.compare.tolerance.DEFAULT_TOLERANCE; a plugin's families: 0).",
 )
 @click.option(
     "--markdown",

@@ -27,6 +27,12 @@ from veilbench.plugins import get_plugins
     help="Protected photos per person each adversary is given, a comma list [2,5,10].",
 )
 @click.option(
+    "--measurements",
+    default=None,
+    help="What to measure [all that apply]: a,b | wildcards | -exclusions; "
+    "`veilbench list measurements`.",
+)
+@click.option(
     "--dataset", default=None, help="Dataset name or path (LFW folder/.tgz, image folder)."
 )
 @click.option("--out", default=None, type=click.Path(), help="Output folder [reports/latest].")
@@ -111,54 +117,10 @@ def _split_pair(text: str) -> tuple[str, str]:
 
 
 def _print_summary(doc) -> None:
-    """The console summary of a :class:`~veilbench.results.ResultsDocument`."""
-    for warning in doc.warnings:
-        click.echo(f"WARNING: {warning}", err=True)
-    problems = [p for p in doc.problems if isinstance(p, dict) and "file" in p]
-    for p in problems[:20]:
-        click.echo(f"skipped {p['file']}: {p.get('reason', '')}", err=True)
-    if len(problems) > 20:
-        click.echo(f"... and {len(problems) - 20} more (results.json: problems)", err=True)
-    for p in doc.problems:
-        if isinstance(p, dict) and p.get("stage") == "craft":
-            click.echo(f"not crafted {p['identity']} ({p['surrogates']}): {p['reason']}", err=True)
-    click.echo("MSR (rows: surrogate; columns: target, * = white-box; held-out photos)")
-    for key, s in doc.results.surrogates.items():
-        cells = "  ".join(
-            f"{t}{'*' if s.white_box(t) else ''}={_num(c['held_out'].msr)}"
-            for t, c in s.msr.items()
-        )
-        missed = s.unconverged()
-        # A white-box figure from unconverged veils is the optimiser's, not a privacy result.
-        flag = f"  ({len(missed)}/{len(s.convergence)} veils UNCONVERGED)" if missed else ""
-        click.echo(f"  {key:<24} {cells}{flag}")
-    for key, rates in doc.results.privacy().items():
-        r = rates["held_out"]
-        click.echo(
-            f"  {key:<24} service MSR {_num(r.service_msr)} | attacker MSR {_num(r.attacker_msr)}"
-            f" ({', '.join(r.attacker_models) or 'no other model'})"
-        )
-        if r.best_adversary is not None:
-            click.echo(
-                f"  {key:<24} under attack: {r.best_adversary} reconstructions re-identified by "
-                f"the attacker's model: rank-1 {_num(r.reconstruction_rank1)}"
-            )
-    for key, s in doc.results.surrogates.items():
-        p, r = s.image_metrics.protected, s.image_metrics.recovered
-        recovered = f"recovered SSIM {_num(r.ssim)}" if r else "no recovery"
-        click.echo(f"  {key:<24} protected SSIM {_num(p.ssim)} LPIPS {_num(p.lpips)} | {recovered}")
-    for key, s in doc.results.surrogates.items():
-        seen = s.perception
-        if seen is None or seen.face is None:
-            continue
-        after = " ".join(
-            f"{name}={_num(s.attacker_mean(c.protected))}" for name, c in seen.processed.items()
-        )
-        click.echo(
-            f"  {key:<24} face found in {_num(seen.face.detected)} of protected photos "
-            f"({_num(seen.face.detected_clean)} of originals) | attacker rank-1 after {after}"
-        )
+    """The console summary: problems on stderr, then every measurement's lines."""
+    from veilbench.results.summary import problem_lines, summary_lines
 
-
-def _num(value: float | None) -> str:
-    return "n/a" if value is None or value != value else f"{value:.2f}"
+    for line in problem_lines(doc):
+        click.echo(line, err=True)
+    for line in summary_lines(doc):
+        click.echo(line)

@@ -18,11 +18,11 @@ import torch
 
 from veilbench.adversaries import DEFAULT_KS, PublicKnowledge, public_alpha
 from veilbench.data.faces import EvalData
-from veilbench.evaluation.identification import msr, rank1
 from veilbench.evaluation.protected import Protected, Targets, image_quality
 from veilbench.evaluation.samples import shown_protected, thumbnail
+from veilbench.measurements.adversaries import AdversaryResult, ReidCell
+from veilbench.measurements.records import rate_of
 from veilbench.registry import Entry
-from veilbench.results import AdversaryResult, ReidCell
 
 
 def public_knowledge(
@@ -138,7 +138,9 @@ def _reid(
     for row, target in enumerate(targets.models):
         answers = targets.top1(target, images.to(targets.device))
         out[target] = ReidCell(
-            rank1=rank1(answers, truth), msr=msr(answers, clean[row]), n=len(answers)
+            rank1=rate_of(answers == np.asarray(truth), truth),
+            msr=rate_of(answers == np.asarray(clean[row]), truth),
+            n=len(answers),
         )
     return out
 

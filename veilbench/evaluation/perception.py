@@ -19,13 +19,10 @@ import torch
 
 from veilbench.data.align import FaceAligner
 from veilbench.data.faces import EvalData
-from veilbench.evaluation.identification import rank1
 from veilbench.evaluation.protected import Protected, Targets
+from veilbench.measurements.perception import FaceVisibility, Perception, ProcessedRank1
+from veilbench.measurements.records import Rate, rate_of
 from veilbench.registry import Entry
-from veilbench.results import FaceVisibility, Perception, ProcessedRank1
-
-#: The registered attacks a person would try, applied at full amount.
-PROCESSING = ("contrast_stretch", "equalize", "invert")
 
 
 def _uint8(images: torch.Tensor) -> np.ndarray:
@@ -55,8 +52,8 @@ def face_visibility(
             errors.append(float(np.linalg.norm(got - ref, axis=1).mean()) / eyes)
     n = len(originals)
     return FaceVisibility(
-        detected=found / n if n else None,
-        detected_clean=found_clean / n if n else None,
+        detected=Rate(found / n if n else None, n),
+        detected_clean=Rate(found_clean / n if n else None, n),
         landmark_error=float(np.mean(errors)) if errors else None,
         n=n,
         score_threshold=aligner.score_threshold,
@@ -72,11 +69,12 @@ def processed_rank1(
 ) -> ProcessedRank1:
     """Each target's rank-1 after ``processing`` (at amount 1), protected and clean."""
     process = processing.create(1.0)
+    who = np.asarray(truth)
     prot = process(protected.to(targets.device))
     clean = process(originals.to(targets.device))
     return ProcessedRank1(
-        protected={t: rank1(targets.top1(t, prot), truth) for t in targets.models},
-        clean={t: rank1(targets.top1(t, clean), truth) for t in targets.models},
+        protected={t: rate_of(targets.top1(t, prot) == who, truth) for t in targets.models},
+        clean={t: rate_of(targets.top1(t, clean) == who, truth) for t in targets.models},
         n=len(truth),
     )
 

@@ -3,7 +3,7 @@
 The inputs are a run's prepared photos (:class:`~veilbench.data.faces.EvalData`), its target
 models with their clean galleries (:class:`Targets`) and one surrogate set's protected photos
 (:class:`~veilbench.protectors.apply.ProtectedFaces` per identity); the outputs are the typed
-records of :mod:`veilbench.results`.
+records of the measurements (:mod:`veilbench.measurements`); each measurement calls one of these.
 """
 
 from __future__ import annotations
@@ -18,21 +18,18 @@ import numpy as np
 import torch
 
 from veilbench.data.faces import EvalData
-from veilbench.evaluation.identification import EmbeddingCache, Gallery, embed, msr, rank1
+from veilbench.evaluation.identification import EmbeddingCache, Gallery, embed
 from veilbench.executors import Executor, LocalExecutor
+from veilbench.measurements import SUBSETS
+from veilbench.measurements.image_quality import ImageMetrics
+from veilbench.measurements.msr import MsrCell
+from veilbench.measurements.records import ImageQuality, Rate, rate_of
+from veilbench.measurements.robustness import RobustnessCurve
 from veilbench.models.base import FaceModel
 from veilbench.protectors.apply import ProtectedFaces, quantise
 from veilbench.protectors.contract import traits
+from veilbench.protectors.engine.convergence import ConvergenceRecord
 from veilbench.registry import Entry
-from veilbench.results import (
-    SUBSETS,
-    ConvergenceRecord,
-    ImageMetrics,
-    ImageQuality,
-    MsrCell,
-    RobustnessCurve,
-    SurrogateFit,
-)
 from veilbench.veilfile import Veil, convergence_of
 from veilbench.weights import cache_dir
 
@@ -138,18 +135,16 @@ def evaluate_clean(
     return Targets(models, states, batch_size, device)
 
 
-def clean_rank1(targets: Targets, data: EvalData) -> dict[str, dict[str, float | None]]:
+def clean_rank1(targets: Targets, data: EvalData) -> dict[str, dict[str, Rate]]:
     """Each target's rank-1 on the clean probe photos (its own accuracy on this split)."""
-    return {
-        t: {
-            subset: rank1(
-                np.concatenate([targets.clean(t, p.identity, subset) for p in data.probes]),
-                [p.identity for p in data.probes for _ in p.subset(subset).identities],
-            )
-            for subset in SUBSETS
-        }
-        for t in targets.models
-    }
+    out: dict[str, dict[str, Rate]] = {}
+    for t in targets.models:
+        out[t] = {}
+        for subset in SUBSETS:
+            answers = np.concatenate([targets.clean(t, p.identity, subset) for p in data.probes])
+            truth = [p.identity for p in data.probes for _ in p.subset(subset).identities]
+            out[t][subset] = rate_of(answers == np.asarray(truth), truth)
+    return out
 
 
 def evaluate_msr(targets: Targets, data: EvalData, protected: Protected) -> dict:
@@ -164,10 +159,11 @@ def evaluate_msr(targets: Targets, data: EvalData, protected: Protected) -> dict
             clean = [targets.clean(target, p.identity, subset) for p in data.probes]
             truth = [p.identity for p, a in zip(data.probes, answers, strict=True) for _ in a]
             tp, tc = np.concatenate(answers), np.concatenate(clean)
+            who = np.asarray(truth)
             table[target][subset] = MsrCell(
-                msr=msr(tp, tc),
-                rank1_protected=rank1(tp, truth),
-                rank1_clean=rank1(tc, truth),
+                msr=rate_of(tp == tc, truth, per_identity=True),
+                rank1_protected=rate_of(tp == who, truth, per_identity=True),
+                rank1_clean=rate_of(tc == who, truth),
                 n=len(tp),
             )
     return table
@@ -204,48 +200,69 @@ def evaluate_images(data: EvalData, protected: Protected, device: torch.device) 
     )
 
 
-def _evaluate_target(shared: tuple, target: str) -> tuple[dict, dict, dict]:
-    """MSR, robustness and impersonation of one target (one parallel evaluation task)."""
-    targets, data, protected, attacks, sweeps, subset, max_images, protector = shared
-    one = targets.only(target)
-    return (
-        evaluate_msr(one, data, protected),
-        evaluate_robustness(
-            one, data, protected, attacks, sweeps=sweeps, subset=subset, max_images=max_images
-        ),
-        evaluate_impersonation(one, data, protected, protector),
+def _one_target(shared: tuple, target: str) -> Any:
+    """One target's share of an evaluation (one parallel task)."""
+    evaluate, targets, args, kwargs = shared
+    return evaluate(targets.only(target), *args, **kwargs)
+
+
+def per_target(
+    evaluate: Callable[..., Any], targets: Targets, *args: Any, executor: Executor | None, **kw: Any
+) -> list[Any]:
+    """``evaluate(one_target, *args, **kw)`` for every target, one executor task each."""
+    executor = executor or LocalExecutor()
+    return executor.map(_one_target, list(targets.models), shared=(evaluate, targets, args, kw))
+
+
+def evaluate_msr_parallel(
+    targets: Targets, data: EvalData, protected: Protected, executor: Executor | None = None
+) -> dict[str, dict[str, MsrCell]]:
+    """:func:`evaluate_msr`, one target per executor task."""
+    table: dict[str, dict[str, MsrCell]] = {}
+    for part in per_target(evaluate_msr, targets, data, protected, executor=executor):
+        table.update(part)
+    return table
+
+
+def evaluate_impersonation_parallel(
+    targets: Targets,
+    data: EvalData,
+    protected: Protected,
+    protector: Any,
+    executor: Executor | None = None,
+) -> dict[str, Rate]:
+    """:func:`evaluate_impersonation`, one target per executor task."""
+    rates: dict[str, Rate] = {}
+    parts = per_target(
+        evaluate_impersonation, targets, data, protected, protector, executor=executor
     )
+    for part in parts:
+        rates.update(part)
+    return rates
 
 
-def evaluate_targets(
+def evaluate_robustness_parallel(
     targets: Targets,
     data: EvalData,
     protected: Protected,
     attacks: list[Entry],
-    protector: Any,
     *,
-    sweeps: dict[str, list[float]],
-    subset: str = "held_out",
-    max_images: int | None = None,
     executor: Executor | None = None,
-) -> tuple[dict, dict[str, RobustnessCurve], dict[str, float | None]]:
-    """MSR table, robustness curves and impersonation rates, one target per executor task."""
-    executor = executor or LocalExecutor()
-    shared = (targets, data, protected, attacks, sweeps, subset, max_images, protector)
-    parts = executor.map(_evaluate_target, list(targets.models), shared=shared)
-    table: dict = {}
+    **kw: Any,
+) -> dict[str, RobustnessCurve]:
+    """:func:`evaluate_robustness`, one target per executor task, curves merged."""
     curves: dict[str, RobustnessCurve] = {}
-    rates: dict[str, float | None] = {}
-    for part_msr, part_curves, part_rates in parts:
-        table.update(part_msr)
-        rates.update(part_rates)
-        for attack, curve in part_curves.items():
+    parts = per_target(
+        evaluate_robustness, targets, data, protected, attacks, executor=executor, **kw
+    )
+    for part in parts:
+        for attack, curve in part.items():
             merged = curves.setdefault(
                 attack, RobustnessCurve(curve.parameter, curve.strengths, {}, {})
             )
             merged.protected.update(curve.protected)
             merged.clean.update(curve.clean)
-    return table, curves, rates
+    return curves
 
 
 def evaluate_robustness(
@@ -267,7 +284,7 @@ def evaluate_robustness(
             prot_curve, clean_curve = [], []
             for strength in sweep:
                 attack = entry.create(strength)
-                tp, ta, tc = [], [], []
+                tp, ta, tc, truth = [], [], [], []
                 for p in data.probes:
                     faces = p.subset(subset)
                     n = len(faces) if max_images is None else min(max_images, len(faces))
@@ -276,9 +293,10 @@ def evaluate_robustness(
                     clean_images = faces.tensor()[:n].to(targets.device)
                     ta.append(targets.top1(target, attack(clean_images)))
                     tc.append(targets.clean(target, p.identity, subset)[:n])
+                    truth += [p.identity] * n
                 clean = np.concatenate(tc)
-                prot_curve.append(msr(np.concatenate(tp), clean))
-                clean_curve.append(msr(np.concatenate(ta), clean))
+                prot_curve.append(rate_of(np.concatenate(tp) == clean, truth))
+                clean_curve.append(rate_of(np.concatenate(ta) == clean, truth))
             curve.protected[target] = prot_curve
             curve.clean[target] = clean_curve
         out[entry.name] = curve
@@ -287,7 +305,7 @@ def evaluate_robustness(
 
 def evaluate_impersonation(
     targets: Targets, data: EvalData, protected: Protected, protector: Any
-) -> dict[str, float | None]:
+) -> dict[str, Rate]:
     """Person p's veil on OTHER probes' photos: how often each target then answers 'p'.
 
     Beyond the paper: a high white-box rate means the veil is a token for p, so a leaked veil
@@ -295,7 +313,7 @@ def evaluate_impersonation(
     """
     if len(data.probes) < 2 or traits(protector).per_image:
         return {}
-    rates: dict[str, float | None] = {}
+    rates: dict[str, Rate] = {}
     for target in targets.models:
         hits, total = 0, 0
         for p in data.probes:
@@ -306,28 +324,10 @@ def evaluate_impersonation(
             answers = targets.top1(target, protector.apply(veil, others))
             hits += int((answers == p.identity).sum())
             total += len(answers)
-        rates[target] = hits / total if total else None
+        rates[target] = Rate(
+            value=hits / total if total else None, photos=total, identities=len(data.probes)
+        )
     return rates
-
-
-def convergence_record(record: dict[str, Any]) -> ConvergenceRecord:
-    """The results contract's record of one veil's ``stats["convergence"]``."""
-    return ConvergenceRecord(
-        converged=record.get("converged"),
-        iterations=record.get("iterations"),
-        cap=record.get("cap"),
-        until=record.get("until"),
-        rms=record.get("rms"),
-        surrogates={
-            name: SurrogateFit(
-                cosine_min=fit.get("cosine_min"),
-                cosine_mean=fit.get("cosine_mean"),
-                threshold=fit.get("threshold"),
-                matched=fit.get("matched"),
-            )
-            for name, fit in (record.get("surrogates") or {}).items()
-        },
-    )
 
 
 def evaluate_convergence(protected: Protected) -> dict[str, ConvergenceRecord]:
@@ -338,15 +338,3 @@ def evaluate_convergence(protected: Protected) -> dict[str, ConvergenceRecord]:
         if record is not None:
             out[identity] = record.record()
     return out
-
-
-def unconverged_warning(key: str, records: dict[str, ConvergenceRecord]) -> str | None:
-    """The run warning for veils that missed their white-box criteria, or None."""
-    missed = sorted(k for k, c in records.items() if c.converged is False)
-    if not missed:
-        return None
-    return (
-        f"{len(missed)} of {len(records)} veils crafted with {key} did not converge within the "
-        f"cap ({', '.join(missed)}): their white-box MSR measures the optimiser stopping short, "
-        "not the protection; raise max_iterations or see docs/protectors.md"
-    )

@@ -1,4 +1,5 @@
-"""An example veilbench plugin: one of each kind (attack, protectors, model, dataset, command).
+"""An example veilbench plugin: one of each kind (attack, protectors, model, dataset,
+measurement, command).
 
 This module only registers; the implementations live in :mod:`veilbench_example.parts` and are
 imported (with torch) only when veilbench creates one, so ``veilbench --help`` stays fast.
@@ -61,8 +62,18 @@ def register_datasets(register):
 
 
 @hookimpl
+def register_measurements(register):
+    from veilbench_example.measurement import BrightnessMeasurement
+
+    register(BrightnessMeasurement.name, BrightnessMeasurement, **BrightnessMeasurement.info())
+
+
+@hookimpl
 def register_commands(cli):
     @cli.command("example-info")
     def example_info() -> None:
         """Say what the example plugin registers."""
-        click.echo("posterize, example_grey, example_blur, example_thumbnail, example_faces")
+        click.echo(
+            "posterize, example_grey, example_blur, example_thumbnail, example_faces, "
+            "example_brightness"
+        )

@@ -33,11 +33,11 @@ def test_a_recoverable_protector_runs_end_to_end(veilbench_plugins, veilbench_ru
         param={"period": "4"},
     )
     assert doc.config["protector_config"] == {"alpha": 0.3, "period": 4}
-    result = doc.results.surrogates["testpkg_random"]
-    cell = result.msr["testpkg_random"]["held_out"]
-    assert cell.n == 2 and 0.0 <= cell.msr <= 1.0
-    assert result.image_metrics.recovered.ssim > 0.99  # the blend undone up to rounding
-    assert result.robustness["testpkg_invert"].strengths == [0.0, 0.5]
+    result = doc.results.surrogate_set("testpkg_random").measurements
+    cell = result["msr"]["testpkg_random"]["held_out"]
+    assert cell.n == 2 and 0.0 <= cell.msr.value <= 1.0
+    assert result["image_quality"].recovered.ssim > 0.99  # the blend undone up to rounding
+    assert result["robustness"]["testpkg_invert"].strengths == [0.0, 0.5]
 
 
 def test_a_protector_without_secret_or_recovery_has_no_recovered_figures(
@@ -47,7 +47,7 @@ def test_a_protector_without_secret_or_recovery_has_no_recovered_figures(
     doc = veilbench_run(
         protector="testpkg_mosaic", models="testpkg_random", dataset="testpkg_faces"
     )
-    metrics = doc.results.surrogates["testpkg_random"].image_metrics
+    metrics = doc.results.surrogate_set("testpkg_random").measurements["image_quality"]
     assert metrics.recovered is None and metrics.protected.ssim < 1.0
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -193,3 +194,12 @@ def _legend(series: Sequence[Series], top: float) -> tuple[list[str], int]:
         )
         x += width + 12
     return parts, (row + 1) * _LEGEND_ROW if series else 0
+
+
+# Only inline raster images: a results file must not make the page fetch anything.
+_DATA_URI = re.compile(r"^data:image/(png|jpeg|gif|webp);base64,[A-Za-z0-9+/=\s]+$")
+
+
+def safe_uri(value: object) -> str | None:
+    """An inline image URI, or None for anything that could make the page fetch something."""
+    return value if isinstance(value, str) and _DATA_URI.match(value) else None

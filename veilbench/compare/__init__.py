@@ -1,34 +1,20 @@
 """Regression checks: two results documents compared metric by metric, each in its direction.
 
-The directions and tolerance families come from the results contract
-(:data:`veilbench.results.METRICS`): a black-box MSR that goes UP is an attacker recognising more
-protected photos, a privacy regression, even though the number grew.
+The directions and tolerance families come from the registered measurements (each declares
+its metrics): a black-box MSR that goes UP is an attacker recognising more protected photos, a
+privacy regression, even though the number grew. Tolerances and the rule itself are in
+:mod:`veilbench.compare.tolerance`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from veilbench.errors import ConfigError
-from veilbench.results import DEFAULT_TOLERANCE, ResultsDocument
+from veilbench.compare.tolerance import DEFAULT_TOLERANCE, check, parse_tolerance
+from veilbench.measurements.contract import Measurement
+from veilbench.results import ResultsDocument
 
 STATUSES = ("REGRESSION", "missing", "better", "new", "ok")
-
-
-def parse_tolerance(text: str) -> dict[str, float]:
-    """``msr=0.02,ssim=0.01`` -> tolerance per family; families not named keep their defaults."""
-    tol = dict(DEFAULT_TOLERANCE)
-    for item in filter(None, (t.strip() for t in text.split(","))):
-        key, _, value = item.partition("=")
-        if key not in DEFAULT_TOLERANCE:
-            raise ConfigError(f"unknown tolerance {key!r}; known: {', '.join(DEFAULT_TOLERANCE)}")
-        try:
-            tol[key] = float(value)
-        except ValueError:
-            raise ConfigError(f"tolerance {item!r} is not key=number") from None
-        if not tol[key] >= 0:
-            raise ConfigError(f"tolerance {item!r} must be a number >= 0")
-    return tol
 
 
 @dataclass
@@ -104,16 +90,15 @@ def _fmt(v: float | None, signed: bool = False) -> str:
 
 
 def compare(
-    base: ResultsDocument, new: ResultsDocument, tolerance: dict[str, float] | None = None
+    base: ResultsDocument,
+    new: ResultsDocument,
+    tolerance: dict[str, float] | None = None,
+    measurements: dict[str, Measurement] | None = None,
 ) -> Comparison:
-    """Every metric of ``base`` against ``new``: worse (in its direction) beyond tolerance fails.
-
-    A metric present in the baseline and gone from the new run counts as a regression (a
-    check that silently stops measuring something must not pass).
-    """
+    """Every metric of ``base`` against ``new``, by the rule of :func:`tolerance.check`."""
     tolerance = {**DEFAULT_TOLERANCE, **(tolerance or {})}
-    a = {m.id: m for m in base.metrics()}
-    b = {m.id: m for m in new.metrics()}
+    a = {m.id: m for m in base.metrics(measurements)}
+    b = {m.id: m for m in new.metrics(measurements)}
     result = Comparison()
     for metric_id in sorted(set(a) | set(b)):
         ref = a.get(metric_id) or b[metric_id]
@@ -121,12 +106,9 @@ def compare(
         tol = tolerance.get(family, 0.0)
         va = a[metric_id].value if metric_id in a else None
         vb = b[metric_id].value if metric_id in b else None
-        if va is None:
-            status = "new"
-        elif vb is None:
-            status = "missing"
-        else:
-            gain = b[metric_id].gain(va)
-            status = "REGRESSION" if gain < -tol else ("better" if gain > tol else "ok")
+        status = check(va, b.get(metric_id), tol)
         result.rows.append(Row(metric_id, family, ref.metric.direction, va, vb, tol, status))
     return result
+
+
+__all__ = ["Comparison", "Row", "compare", "parse_tolerance"]
