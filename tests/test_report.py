@@ -518,3 +518,33 @@ def test_perception_section_shows_attacker_and_service_means() -> None:
     assert 'data-processing="invert" data-value="0.3"' in row  # facenet and dlib: attackers
     assert "(0.700)" in row and "0.900" in row  # their processed originals; the service's rank-1
     assert '<tr data-surrogate="facenet">' not in html  # not measured: no row
+
+
+def test_per_person_section_names_the_least_protected_person() -> None:
+    """The per-identity measurement: one module, one template, one registration line."""
+    doc = make_doc()
+    for s in SURROGATES:
+        for t, cells in records(doc, s)["msr"].items():
+            white = t in s.split("+")
+            per = {"Ada_Lovelace": 1.0, "Grace_Hopper": 0.9 if white else 0.1, "<b>x</b>": 0.0}
+            cells["held_out"].msr.per_identity = per
+    html = render_html(doc)
+    section = html[html.index('id="per-identity"') :].split("</section>")[0]
+    assert 'href="#per-identity"' in html
+    table = section.split('data-surrogate="sface"')[1].split("</table>")[0]
+    assert "least protected <strong>Ada_Lovelace</strong>" in table  # black-box MSR 1.0
+    assert "least served <strong>&lt;b&gt;x&lt;/b&gt;</strong>" in table  # white-box MSR 0.0
+    ids = {m.id: m.value for m in doc.metrics()}
+    assert ids["per_identity/sface/worst_black_box"] == 1.0
+    assert ids["per_identity/sface/worst_white_box"] == 0.0
+
+
+def test_several_protectors_share_one_page() -> None:
+    """A document with two protectors: every section shows both, named protector:surrogates."""
+    doc = make_doc()
+    veil = doc.results.protectors["veil"]
+    doc.results.protector("blur", {"sigma": 6.0}).surrogates = {"sface": veil.surrogates["sface"]}
+    html = render_html(doc)
+    cells = heat_cells(parse(html), "held_out")
+    assert ("veil:sface", "facenet") in cells and ("blur:sface", "facenet") in cells
+    assert 'veilbench report: <span class="protector">veil, blur</span>' in html

@@ -24,7 +24,7 @@ from veilbench.plugins import get_plugins
 BUILTIN: dict[str, tuple[str, str]] = {
     "list": (
         "veilbench.commands.listing:list_command",
-        "List registered models, protectors, attacks or datasets.",
+        "List registered models, protectors, attacks, adversaries, datasets or measurements.",
     ),
     "plugins": (
         "veilbench.commands.listing:plugins_command",
