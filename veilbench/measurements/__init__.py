@@ -61,23 +61,21 @@ def select(
     with those they read added; and a note for each named one that does not apply."""
     every = registered(plugins)
     spec = (spec or "all").strip() or "all"
-    if spec == "all":
-        chosen = set(every)
-    else:
+    named: set[str] = set()
+    if spec != "all":
         registry = (plugins or _plugins()).registries["measurements"]
-        chosen = {e.name for e in registry.select(spec)}
+        named = {e.name for e in registry.select(spec)}
+    chosen = set(every) if spec == "all" else set(named)
     for name in list(chosen):  # what a chosen measurement reads comes with it
         chosen |= _closure(every, name)
-    notes = []
-    picked = []
+    picked, notes = [], []
     for name, m in every.items():
         if name not in chosen:
             continue
-        if not m.applies(config):
-            if spec != "all" and name in spec:
-                notes.append(f"measurement {name} does not apply to this run")
-            continue
-        picked.append(m)
+        if m.applies(config):
+            picked.append(m)
+        elif name in named:
+            notes.append(f"measurement {name} does not apply to this run (see its `needs`)")
     return picked, notes
 
 
