@@ -56,7 +56,9 @@ def open_image(
     """An image opened with only its header read, refused (:class:`DataError`) when it declares
     more than ``limit`` pixels [:func:`max_pixels`]; its pixels decode on ``load()``."""
     limit = limit or max_pixels()
-    name = name or (Path(source).name if isinstance(source, str | os.PathLike) else "image")
+    is_path = isinstance(source, str | os.PathLike)
+    name = name or (Path(source).name if is_path else "image")
+    where = f" ({source})" if is_path else ""
     with _HEADER_LOCK:
         saved = Image.MAX_IMAGE_PIXELS
         Image.MAX_IMAGE_PIXELS = None  # this function's own check replaces Pillow's
@@ -70,6 +72,7 @@ def open_image(
             raise DataError(
                 f"image {name} declares {w} x {h} px ({w * h / 1e6:.0f} megapixels), over the "
                 f"limit of {limit / 1e6:.0f}; not decoded (a larger limit: ${MAX_PIXELS_ENV})"
+                + where
             )
         yield im
     finally:
@@ -95,8 +98,6 @@ def load_rgb(path: str | os.PathLike, min_side: int = MIN_SIDE) -> np.ndarray:
             array = np.asarray(im, dtype=np.uint8)
     except FileNotFoundError as exc:
         raise DataError(f"image {path} does not exist; check the path") from exc
-    except DataError as exc:
-        raise DataError(f"{exc} ({path})") from None
     except MemoryError:
         raise DataError(f"image {path.name} is too large to decode in memory ({path})") from None
     except (
