@@ -159,7 +159,10 @@ class Measurement:
     - ``scope``: ``"surrogates"`` (once per protector and surrogate set) or ``"run"`` (once).
     - ``record``: the type of its record (a dataclass, or a ``dict[str, Record]``).
     - ``metrics``: metric kind -> :class:`Metric` (documents its directions).
-    - ``template``: its report section (``_name.html``), searched in ``templates`` first.
+    - ``template``: its report section (``_name.html``), searched in ``templates`` first; it
+      gets ``section`` (``id``, ``title``, ``data``: what ``view`` returned) and the page's
+      ``view``; start it with ``<section id="{{ section.id }}">`` so the page links to it.
+    - ``order``: its place in the report and the console summary (lower first).
     """
 
     name: ClassVar[str]
