@@ -38,10 +38,6 @@ LAYERS: list[tuple[str, set[str]]] = [
 
 #: (importing module, the place it imports from) pairs that still go upward, each to be removed.
 KNOWN: set[tuple[str, str]] = {
-    ("veilbench.data.align", "models"),
-    ("veilbench.data.faces", "models"),
-    ("veilbench.data.resolve", "models"),
-    ("veilbench.data.synthetic", "models"),
     ("veilbench.evaluation.protected", "executors"),
     ("veilbench.runner", "report"),
     ("veilbench.plugins", "models"),

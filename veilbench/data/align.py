@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from veilbench.data.space import FaceSpace
 from veilbench.errors import DataError
-from veilbench.models.base import FaceSpace
 from veilbench.weights import YUNET, resolve
 
 #: The square in LFW deep-funneled 250 x 250 photos that the 112 x 112 ArcFace template square

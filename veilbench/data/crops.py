@@ -13,7 +13,7 @@ from veilbench.data.images import load_rgb, workers
 from veilbench.errors import DataError
 
 if TYPE_CHECKING:
-    from veilbench.models.base import FaceSpace
+    from veilbench.data.space import FaceSpace
 
 
 def canonical_crops(

@@ -12,7 +12,7 @@ import torch
 
 from veilbench.data.datasets import FaceDataset, ImageRef, PreparedFaces, prepare
 from veilbench.data.protocol import ProtocolConfig, Split, split
-from veilbench.models.base import FaceSpace
+from veilbench.data.space import FaceSpace
 
 
 def as_nchw(images: torch.Tensor | np.ndarray) -> torch.Tensor:

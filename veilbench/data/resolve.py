@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from veilbench.data.datasets import FaceDataset
+from veilbench.data.space import FaceSpace
 from veilbench.errors import ConfigError, VeilbenchError
-from veilbench.models.base import FaceSpace
 from veilbench.registry import Registry
 
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from veilbench.data.datasets import FaceDataset, image_folder
 from veilbench.data.images import save_png
-from veilbench.models.base import FaceSpace
+from veilbench.data.space import FaceSpace
 from veilbench.weights import cache_dir
 
 SYNTHETIC_WARNING = (

@@ -1,4 +1,5 @@
-"""What a model is, without torch: the canonical crop space, input specs and model cards.
+"""What a model is, without torch: input specs and model cards (and the canonical crop space,
+defined with the data in :mod:`veilbench.data.space`).
 
 Listing models, reading results and writing plugin metadata need these records but not the
 networks, so they live here (no torch import) and are re-exported by
@@ -10,44 +11,12 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from veilbench.data.space import ARCFACE_TEMPLATE_112, FaceSpace  # noqa: F401 (re-exported)
 from veilbench.errors import ModelInputError
-
-#: insightface's 5-point ArcFace template for a 112 x 112 crop (eyes, nose tip, mouth corners).
-ARCFACE_TEMPLATE_112: tuple[tuple[float, float], ...] = (
-    (38.2946, 51.6963),
-    (73.5318, 51.5014),
-    (56.0252, 71.7366),
-    (41.5493, 92.3655),
-    (70.7299, 92.2041),
-)
 
 #: The SphereFace / CosFace 96 x 112 (W x H) crop in ArcFace-template coordinates: its 5-point
 #: template is the ArcFace one shifted 8 px left, so it is the ArcFace crop without 8 px a side.
 SPHEREFACE_CROP_96X112: tuple[float, float, float, float] = (8.0, 0.0, 104.0, 112.0)
-
-
-@dataclass(frozen=True)
-class FaceSpace:
-    """The canonical crop: the ArcFace template scaled to ``template_size`` plus ``margin``."""
-
-    #: Side of the ArcFace template inside the crop (112: the paper's aligned crop).
-    template_size: int = 112
-    #: Pixels around the template, for models trained on wider chips; S = template + 2 margin.
-    margin: int = 16
-
-    @property
-    def size(self) -> int:
-        return self.template_size + 2 * self.margin
-
-    def landmarks(self) -> list[tuple[float, float]]:
-        """Where the 5 template points lie in canonical pixels."""
-        s = self.template_size / 112.0
-        return [(x * s + self.margin, y * s + self.margin) for x, y in ARCFACE_TEMPLATE_112]
-
-    def box_to_pixels(self, box: tuple[float, float, float, float]) -> tuple[float, ...]:
-        """A box in 112-template coordinates, in canonical pixels."""
-        s = self.template_size / 112.0
-        return tuple(v * s + self.margin for v in box)
 
 
 @dataclass(frozen=True)
