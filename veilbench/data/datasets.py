@@ -109,8 +109,13 @@ def image_folder(root: str | os.PathLike, name: str | None = None, alignment: st
     return FaceDataset(name or root.name, root, refs, alignment=alignment)
 
 
-def lfw(path: str | os.PathLike | None = None, alignment: str = "center") -> FaceDataset:
-    """LFW from its official folder or ``.tgz`` (deep-funneled or original)."""
+def lfw(path: str | os.PathLike | None = None, alignment: str = "yunet") -> FaceDataset:
+    """LFW from its official folder or ``.tgz`` (deep-funneled or original).
+
+    Photos are YuNet-aligned by default, deep-funneled ones too: the fixed ``"center"`` box
+    costs the pretrained models verification accuracy on LFW View 2 (docs/models.md,
+    "Verification (LFW View 2)").
+    """
     if path is None:
         path = _find_lfw()
     path = Path(path)
