@@ -42,15 +42,19 @@ def protect(ctx: Context, craft_s: float | None = None) -> dict:
                 protector="veil",
             ),
         )
-        args = ["--veil", str(veil_file), str(src), "-o", str(root / "out"), "--alignment", "none"]
+        out = str(root / "out")  # replaced by every repeat, as the bare side's files are
+        args = ["--veil", str(veil_file), str(src), "-o", out, "--alignment", "none", "--force"]
 
         def command() -> None:
             with contextlib.redirect_stdout(io.StringIO()):  # its "protected N photos" line
                 protect_command.main(args, standalone_mode=False)
 
+        (root / "bare").mkdir()
+
         def bare() -> None:
             kept, images, _ = canonical_crops(paths, space, "none")
-            write_images(kept, images, root / "bare", "png", 95)
+            targets = [root / "bare" / f"{p.stem}.png" for p in kept]
+            write_images(targets, images, "png", 95, force=True)
 
         command()  # warm-up (and the first write of every output file)
         bare()
