@@ -229,3 +229,19 @@ def test_nlmeans_is_the_identity_at_zero_and_removes_noise(faces):
     noisy = noisy.clamp(0, 255).round()
     cleaned = nlmeans(10)(noisy)
     assert float(ssim(photos, cleaned).mean()) > float(ssim(photos, noisy).mean()) + 0.05
+
+
+def test_unused_identities_are_those_with_no_photo_in_the_split(tmp_path):
+    from veilbench.data.datasets import FaceDataset, ImageRef
+    from veilbench.data.protocol import ProtocolConfig, split
+    from veilbench.protectors.pool import unused_identities
+
+    counts = {"probe_a": 20, "probe_b": 20, "small_a": 2, "small_b": 2, "small_c": 2}
+    refs = [
+        ImageRef(who, tmp_path / f"{who}_{i}.jpg") for who, n in counts.items() for i in range(n)
+    ]
+    dataset = FaceDataset("toy", tmp_path, refs)
+    chosen = split(dataset, ProtocolConfig(identities=2, max_distractors=2, seed=0))
+    unused = unused_identities(dataset, chosen)
+    gallery = {r.identity for r in chosen.gallery()}
+    assert unused and not set(unused) & gallery and not {"probe_a", "probe_b"} & set(unused)
