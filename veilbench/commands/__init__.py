@@ -24,7 +24,7 @@ from veilbench.plugins import get_plugins
 BUILTIN: dict[str, tuple[str, str]] = {
     "list": (
         "veilbench.commands.listing:list_command",
-        "List registered models, protectors, attacks, adversaries, datasets or measurements.",
+        "List registered entries of one kind (models, protectors, measurements, ...).",
     ),
     "plugins": (
         "veilbench.commands.listing:plugins_command",
@@ -42,7 +42,10 @@ BUILTIN: dict[str, tuple[str, str]] = {
         "veilbench.commands.compare:compare_command",
         "Compare two results files, metric by metric.",
     ),
-    "results": ("veilbench.commands.results:results_group", "Results files: schema, validation."),
+    "results": (
+        "veilbench.commands.results:results_group",
+        "Results files: their JSON Schema, and checking files against it.",
+    ),
     "weights": (
         "veilbench.commands.weights:weights_group",
         "Pretrained weight files: where they are, and fetching them.",

@@ -15,7 +15,7 @@ from veilbench.registry import KINDS
 @click.argument("kind", type=click.Choice(KINDS))
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def list_command(kind: str, as_json: bool) -> None:
-    """List registered models, protectors, attacks, adversaries, datasets or measurements."""
+    """List registered entries of one kind (models, protectors, measurements, ...)."""
     entries = list(get_plugins().registries[kind])
     if as_json:
         echo_json([_describe(e) for e in entries])
