@@ -22,8 +22,15 @@ from veilbench.protectors.pool import PoolConfig, PoolEmbeddings, PublicPool, pi
 from veilbench.veilfile import Veil, gaussian_blur, image_sha256
 
 
+class _Settings:
+    """``to_dict`` for the obfuscations' config dataclasses (recorded in every results file)."""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
 @dataclass
-class FaceBlurConfig:
+class FaceBlurConfig(_Settings):
     """Gaussian blur of the whole canonical crop."""
 
     #: Standard deviation in canonical pixels (the strength; 0 leaves the photo unchanged).
@@ -33,12 +40,9 @@ class FaceBlurConfig:
         if self.sigma < 0:
             raise ConfigError(f"face_blur sigma must be >= 0, got {self.sigma}")
 
-    def to_dict(self) -> dict:
-        return asdict(self)
-
 
 @dataclass
-class PixelateConfig:
+class PixelateConfig(_Settings):
     """Mean colour over square blocks (mosaic)."""
 
     #: Block side in canonical pixels (the strength; 1 leaves the photo unchanged).
@@ -48,12 +52,9 @@ class PixelateConfig:
         if self.block < 1:
             raise ConfigError(f"pixelate block must be >= 1 pixel, got {self.block}")
 
-    def to_dict(self) -> dict:
-        return asdict(self)
-
 
 @dataclass
-class MaskConfig:
+class MaskConfig(_Settings):
     """A solid box over the face or the eye band, placed from the template's 5 landmarks."""
 
     #: "face" (forehead to chin, cheek to cheek) or "eyes" (the eye band).
@@ -68,9 +69,6 @@ class MaskConfig:
             raise ConfigError(f'mask region must be "face" or "eyes", got {self.region!r}')
         if not 0 <= self.opacity <= 1 or not 0 <= self.value <= 255:
             raise ConfigError("mask opacity must be in [0, 1] and value in [0, 255]")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 @dataclass
@@ -180,7 +178,7 @@ class MaskProtector(ObfuscationProtector):
         return out
 
 
-class KSameProtector:
+class KSameProtector(ObfuscationProtector):
     """k-same-pixel (Newton et al., 2005) over a public pool, by one model's embedding.
 
     Each photo is replaced by the mean of the ``k`` pool photos nearest to it (cosine, by the
@@ -190,15 +188,12 @@ class KSameProtector:
     """
 
     name = "ksame"
+    config_class = KSameConfig
     per_image = True
     secret = True
-    recoverable = False
-    threats: tuple[str, ...] = ("parrot", "purification")
-    promise = "concealment"
-    utility = "none"
 
     def __init__(self, **params: Any) -> None:
-        self.config = make_config(KSameConfig, params)
+        super().__init__(**params)
         #: A pool a run reserves from its dataset (overrides the ``pool`` folder).
         self.pool: PublicPool | None = None
 
@@ -261,6 +256,3 @@ class KSameProtector:
                 f"got {tuple(images.shape)}: apply it to the photos it was crafted on"
             )
         return veil.veil.to(images.device, images.dtype)
-
-    def recover(self, veil: Veil, protected: torch.Tensor, gaussian_sigma: float = 0.0):
-        raise ConfigError("protector ksame cannot be undone")
