@@ -260,3 +260,25 @@ if __name__ == "__main__":  # regenerate the pinned file: python -m tests.test_m
     data = {"photos": list(PHOTOS)}
     data.update({k: np.round(v, 6).tolist() for k, v in refs.items()})
     PINNED.write_text(json.dumps(data) + "\n")
+
+
+def test_all_selects_real_models_only_and_list_shows_accuracy_and_weights(shared_weights):
+    from click.testing import CliRunner
+
+    from veilbench.commands import build_cli
+    from veilbench.plugins import get_plugins, reset_plugins
+
+    reset_plugins()
+    try:
+        registry = get_plugins().registries["models"]
+        chosen = [e.name for e in registry.select("all")]
+        assert {"mobilefacenet_casia", "mobileface_v2", "sface"} <= set(chosen)
+        assert "arcface_r50" in registry.names()  # registered, in `all` once its pack is on disk
+        if "example_thumbnail" in registry:  # a random projection: only when named
+            assert "example_thumbnail" not in chosen
+            assert [e.name for e in registry.select("example_thumbnail")] == ["example_thumbnail"]
+        listed = CliRunner().invoke(build_cli(), ["list", "models"]).output
+        line = next(x for x in listed.splitlines() if x.startswith("mobileface_v2 "))
+        assert "LFW 9" in line and "weights on disk" in line
+    finally:
+        reset_plugins()

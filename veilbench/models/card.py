@@ -112,7 +112,8 @@ class ModelCard:
     #: True when the embedding concatenates the features of the crop and of its mirror image.
     flip: bool = False
     #: LFW View-2 verification measured with veilbench: ``{"accuracy", "published", "pairs",
-    #: "alignment", "flip", "command"}`` (accuracy as a fraction); None when not measured.
+    #: "alignment", "flip", "command"}`` (balanced accuracy and the published figure, as
+    #: fractions); None when not measured.
     lfw: dict[str, Any] | None = None
 
     @property
