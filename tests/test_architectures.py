@@ -235,3 +235,11 @@ def test_unreadable_checkpoints_give_clear_errors(tmp_path) -> None:
 def test_unknown_architecture_lists_choices() -> None:
     with pytest.raises(RegistryError, match="iresnet50"):
         create_architecture("resnet51")
+
+
+def test_torch_free_architecture_names_match_their_modules():
+    from veilbench.models.architectures import IRESNETS, TIMM_TRUNKS
+    from veilbench.models.iresnet import IRESNET_LAYERS
+    from veilbench.models.timm_backbones import TIMM_ARCHITECTURES
+
+    assert IRESNETS == tuple(IRESNET_LAYERS) and TIMM_TRUNKS == tuple(TIMM_ARCHITECTURES)

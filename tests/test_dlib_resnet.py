@@ -9,14 +9,11 @@ import torch.nn.functional as F
 
 from veilbench.errors import WeightsError
 from veilbench.models.base import FaceSpace
+from veilbench.models.cards import DLIB_CROP, DLIB_INPUT, DLIB_MEANS, dlib_resnet_card
 from veilbench.models.dlib_resnet import (
-    DLIB_CROP,
-    DLIB_INPUT,
-    DLIB_MEANS,
     DlibResNet,
     add_prev,
     create_dlib_resnet,
-    dlib_resnet_card,
     load_dlib_resnet,
 )
 from veilbench.weights import DLIB_RESNET, resolve

@@ -13,6 +13,7 @@ from onnx import TensorProto, helper, numpy_helper
 from veilbench.data.align import FaceAligner
 from veilbench.data.images import load_rgb
 from veilbench.errors import ModelInputError, WeightsError
+from veilbench.models.cards import SFACE_INPUT, sface_card
 from veilbench.models.onnx_model import (
     OnnxRuntimeEmbedder,
     create_onnx_model,
@@ -20,7 +21,7 @@ from veilbench.models.onnx_model import (
     load_onnx,
     onnx_to_torch,
 )
-from veilbench.models.sface import SFACE_INPUT, create_sface, sface_card
+from veilbench.models.sface import create_sface
 from veilbench.weights import SFACE
 
 PEOPLE = ("AJ_Cook", "Aaron_Sorkin", "Abdullah_Gul")

@@ -41,7 +41,7 @@ def _architecture(arch: str, name: str, space=None, checkpoint: str | None = Non
 
 
 def _architecture_card(arch: str, name: str):
-    from veilbench.models.checkpoints import default_card
+    from veilbench.models.architectures import default_card
 
     card = default_card(arch)
     card.name = name
@@ -74,31 +74,31 @@ def _pack_card(pack: str):
 PRETRAINED = {
     "sface": (
         "veilbench.models.sface:create_sface",
-        "veilbench.models.sface:sface_card",
+        "veilbench.models.cards:sface_card",
         [W.SFACE],
         "OpenCV Zoo SFace (2021dec), ONNX -> torch via onnx2torch",
     ),
     "facenet": (
         "veilbench.models.facenet:create_facenet",
-        "veilbench.models.facenet:facenet_card",
+        "veilbench.models.cards:facenet_card",
         [W.FACENET_KERAS],
         "FaceNet (Keras weights) in veilbench's Inception-ResNet-v1",
     ),
     "dlib_resnet": (
         "veilbench.models.dlib_resnet:create_dlib_resnet",
-        "veilbench.models.dlib_resnet:dlib_resnet_card",
+        "veilbench.models.cards:dlib_resnet_card",
         [W.DLIB_RESNET],
         "dlib's face-recognition ResNet, ported to torch",
     ),
     "mobilefacenet_casia": (
         "veilbench.models.mobilefacenet_casia:create_mobilefacenet_casia",
-        "veilbench.models.mobilefacenet_casia:mobilefacenet_casia_card",
+        "veilbench.models.cards:mobilefacenet_casia_card",
         [W.MOBILEFACENET_CASIA],
         "MobileFaceNet, ArcFace head on CASIA-WebFace, 112 x 96 crop (research use only)",
     ),
     "mobileface_v2": (
         "veilbench.models.mobileface_v2:create_mobileface_v2",
-        "veilbench.models.mobileface_v2:mobileface_v2_card",
+        "veilbench.models.cards:mobileface_v2_card",
         [W.MOBILEFACE_V2_PARAMS, W.MOBILEFACE_V2_SYMBOL],
         "MobileFace Identification V2 (MXNet, MS1M), rebuilt in torch from its symbol",
     ),

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from veilbench.commands.options import FiniteFloat
-from veilbench.models.checkpoints import ARCHITECTURES
+from veilbench.models.architectures import ARCHITECTURES
 from veilbench.training.heads import HEADS
 
 

@@ -25,111 +25,25 @@ import functools
 import os
 import pickle
 import zipfile
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from veilbench.errors import RegistryError, WeightsError
-from veilbench.models.base import FaceModel, FaceSpace, InputSpec, ModelCard
-from veilbench.models.inception_resnet_v1 import InceptionResnetV1
-from veilbench.models.iresnet import IRESNET_LAYERS, iresnet
-from veilbench.models.mobilefacenet import MobileFaceNet
-from veilbench.models.timm_backbones import TIMM_ARCHITECTURES, timm_facenet
+from veilbench.errors import WeightsError
+from veilbench.models.architectures import (  # noqa: F401 (re-exported)
+    ARCHITECTURES,
+    FACENET_PYTORCH_INPUT,
+    INSIGHTFACE_INPUT,
+    Architecture,
+    default_card,
+    get_architecture,
+)
+from veilbench.models.base import FaceModel, FaceSpace, ModelCard
 from veilbench.weights import sha256_file
 
 #: Marks a checkpoint written by ``veilbench train``.
 CHECKPOINT_FORMAT = "veilbench-checkpoint-v1"
-
-#: arcface_torch's input: 112 x 112 RGB ArcFace crop, ``(x - 127.5) / 127.5``.
-INSIGHTFACE_INPUT = InputSpec(
-    size=112,
-    crop=(0.0, 0.0, 112.0, 112.0),
-    channels="RGB",
-    scale=255.0,
-    mean=(127.5, 127.5, 127.5),
-    std=(127.5, 127.5, 127.5),
-)
-
-#: facenet-pytorch's input: a 160 x 160 chip a little wider than the ArcFace crop,
-#: ``(x - 127.5) / 128`` (its ``fixed_image_standardization``).
-FACENET_PYTORCH_INPUT = InputSpec(
-    size=160,
-    crop=(-8.0, -8.0, 120.0, 120.0),
-    channels="RGB",
-    scale=255.0,
-    mean=(127.5, 127.5, 127.5),
-    std=(128.0, 128.0, 128.0),
-)
-
-_ARCFACE_PAPER = (
-    "Deng et al., ArcFace: Additive Angular Margin Loss for Deep Face Recognition, 2019"
-)
-
-
-@dataclass(frozen=True)
-class Architecture:
-    """A buildable face-recognition architecture and the checkpoint layout it loads."""
-
-    name: str
-    build: Callable[[], nn.Module]
-    upstream: str  # the checkpoint format whose key names this architecture uses
-    paper: str
-    embedding_size: int = 512
-    input: InputSpec = INSIGHTFACE_INPUT
-    ignore_prefixes: tuple[str, ...] = ()  # upstream keys that are not part of the embedder
-
-
-ARCHITECTURES: dict[str, Architecture] = {
-    **{
-        name: Architecture(
-            name,
-            functools.partial(iresnet, name),
-            "insightface arcface_torch backbones/iresnet.py "
-            f"'r{name.removeprefix('iresnet')}' backbone state dict",
-            _ARCFACE_PAPER,
-        )
-        for name in IRESNET_LAYERS
-    },
-    "mobilefacenet": Architecture(
-        "mobilefacenet",
-        MobileFaceNet,
-        "insightface arcface_torch backbones/mobilefacenet.py 'mbf' backbone state dict",
-        "Chen et al., MobileFaceNets: Efficient CNNs for Accurate Real-Time Face Verification, "
-        "2018",
-    ),
-    **{
-        name: Architecture(
-            name,
-            functools.partial(timm_facenet, name),
-            f"veilbench checkpoint (timm {timm_name} trunk under 'body.', neck bn2/fc/features)",
-            "He et al., Deep Residual Learning, 2016"
-            + ("; Hu et al., Squeeze-and-Excitation Networks, 2018" if "se" in name else ""),
-        )
-        for name, timm_name in TIMM_ARCHITECTURES.items()
-    },
-    "inception_resnet_v1": Architecture(
-        "inception_resnet_v1",
-        InceptionResnetV1,
-        "facenet-pytorch models/inception_resnet_v1.py state dict (its 'logits.' classifier is "
-        "ignored)",
-        "Szegedy et al., Inception-v4, Inception-ResNet and the Impact of Residual Connections "
-        "on Learning, 2017; Schroff et al., FaceNet, 2015",
-        input=FACENET_PYTORCH_INPUT,
-        ignore_prefixes=("logits.",),
-    ),
-}
-
-
-def get_architecture(arch: str) -> Architecture:
-    """The :class:`Architecture` called ``arch``, or a RegistryError listing the choices."""
-    if arch not in ARCHITECTURES:
-        raise RegistryError(
-            f"unknown architecture {arch!r}; choose one of {', '.join(ARCHITECTURES)}"
-        )
-    return ARCHITECTURES[arch]
 
 
 def _strip_prefixes(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -259,21 +173,6 @@ def load_strict(
             + f"; {hint}"
         )
     backbone.load_state_dict(state, strict=False)  # everything but counters checked above
-
-
-def default_card(arch: str) -> ModelCard:
-    """The card of ``arch`` with random weights (no checkpoint)."""
-    a = get_architecture(arch)
-    return ModelCard(
-        name=arch,
-        architecture=arch,
-        embedding_size=a.embedding_size,
-        input=a.input,
-        licence="n/a (random weights)",
-        source=f"veilbench.models.checkpoints; loads a {a.upstream}",
-        paper=a.paper,
-        pretrained=False,
-    )
 
 
 def create_architecture(

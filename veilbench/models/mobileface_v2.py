@@ -26,28 +26,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from veilbench.errors import WeightsError
-from veilbench.models.base import FaceModel, FaceSpace, InputSpec, ModelCard
+from veilbench.models.base import FaceModel, FaceSpace
+from veilbench.models.cards import mobileface_v2_card
 from veilbench.models.mxnet_params import read_params
 from veilbench.weights import MOBILEFACE_V2_PARAMS, MOBILEFACE_V2_SYMBOL, resolve
-
-#: 112 x 112 ArcFace crop, RGB, raw [0, 255] (the graph normalises itself).
-MOBILEFACE_INPUT = InputSpec(
-    size=112, crop=(0.0, 0.0, 112.0, 112.0), channels="RGB", mean=(0.0,) * 3, std=(1.0,) * 3
-)
-
-#: LFW View-2 verification on lfw-dev's 4,069 usable pairs (2,888 matched, 1,181 mismatched),
-#: YuNet alignment, single crop (no flip); mean fold accuracy 98.18% +- 0.75, EER 1.80%. Short
-#: of the authors' 99.65% (flip-summed, MTCNN-aligned lfw.bin): see docs/models.md.
-MOBILEFACE_LFW: dict[str, Any] | None = {
-    "accuracy": 0.9811,
-    "published": 0.99653,
-    "pairs": 4069,
-    "alignment": "yunet",
-    "flip": False,
-    "command": "VEILBENCH_WEIGHTS=../shared/weights veilbench verify --models "
-    "mobilefacenet_casia,mobileface_v2 --dataset ../shared/data/lfw-dev "
-    "--pairs ../shared/data/lfw-protocol/pairs.txt",
-}
 
 _SCALAR_OPS = {
     "_minus_scalar",
@@ -192,26 +174,6 @@ def load_symbol_net(symbol_path: str | os.PathLike, params_path: str | os.PathLi
     except (OSError, ValueError) as exc:
         raise WeightsError(f"cannot read MXNet symbol {symbol_path}: {exc}") from exc
     return SymbolNet(symbol, read_params(params_path)).eval()
-
-
-def mobileface_v2_card() -> ModelCard:
-    """The model card of MobileFace Identification V2."""
-    files = (MOBILEFACE_V2_PARAMS, MOBILEFACE_V2_SYMBOL)
-    return ModelCard(
-        name="mobileface_v2",
-        architecture="MobileFace Identification V2 (MXNet; 37 conv, ReLU6, FC 2048 -> 256)",
-        embedding_size=256,
-        input=MOBILEFACE_INPUT,
-        licence="MIT (becauseofAI/MobileFace)",
-        source="becauseofAI/MobileFace commit 128cea3, MobileFace_Identification_V2; trained on "
-        "MS1M-refine-v2 (reported LFW 99.653%)",
-        paper="becauseofAI, MobileFace: a face recognition solution on mobile devices, 2018",
-        pretrained=True,
-        weights=[
-            {"name": w.name, "sha256": w.sha256, "sources": w.describe_sources()} for w in files
-        ],
-        lfw=MOBILEFACE_LFW,
-    )
 
 
 def create_mobileface_v2(space: FaceSpace | None = None, **_: Any) -> FaceModel:

@@ -23,31 +23,12 @@ from torch import nn
 
 from veilbench.errors import WeightsError
 from veilbench.models.base import (
-    SPHEREFACE_CROP_96X112,
     FaceModel,
     FaceSpace,
-    InputSpec,
-    ModelCard,
     flip_concat,
 )
+from veilbench.models.cards import mobilefacenet_casia_card
 from veilbench.weights import MOBILEFACENET_CASIA, resolve
-
-#: 112 x 96 (H x W) SphereFace crop, RGB, (x - 127.5) / 128 (the authors' LFW loader).
-CASIA_INPUT = InputSpec(size=112, width=96, crop=SPHEREFACE_CROP_96X112, channels="RGB")
-
-#: LFW View-2 verification on lfw-dev's 4,069 usable pairs (2,888 matched, 1,181 mismatched),
-#: YuNet alignment, single crop (no flip); mean fold accuracy 98.72% +- 0.59, EER 1.44%. Short
-#: of the authors' 99.30% (flip-concatenated, MTCNN-aligned): see docs/models.md.
-CASIA_LFW: dict[str, Any] | None = {
-    "accuracy": 0.9856,
-    "published": 0.9930,
-    "pairs": 4069,
-    "alignment": "yunet",
-    "flip": False,
-    "command": "VEILBENCH_WEIGHTS=../shared/weights veilbench verify --models "
-    "mobilefacenet_casia,mobileface_v2 --dataset ../shared/data/lfw-dev "
-    "--pairs ../shared/data/lfw-protocol/pairs.txt",
-}
 
 #: (expansion, output channels, repeats, first stride) of the bottleneck stages.
 STAGES = ((2, 64, 5, 2), (4, 128, 1, 2), (2, 128, 6, 1), (4, 128, 1, 2), (2, 128, 2, 1))
@@ -132,25 +113,6 @@ def load_casia_checkpoint(path) -> CasiaMobileFaceNet:
             f"{MOBILEFACENET_CASIA.name} (sha256 {MOBILEFACENET_CASIA.sha256})"
         ) from exc
     return net.eval()
-
-
-def mobilefacenet_casia_card() -> ModelCard:
-    """The model card of the CASIA-WebFace MobileFaceNet."""
-    w = MOBILEFACENET_CASIA
-    return ModelCard(
-        name="mobilefacenet_casia",
-        architecture="MobileFaceNet (Chen et al. 2018; 112 x 96 input, 7 x 6 GDC)",
-        embedding_size=128,
-        input=CASIA_INPUT,
-        licence="none stated by its authors: research and testing use only, do not redistribute",
-        source="Xiaoccer/MobileFaceNet_Pytorch commit 26bd8d2, model/best/068.ckpt; ArcFace "
-        "head on CASIA-WebFace (reported LFW 99.30% with flipped features)",
-        paper="Chen et al., MobileFaceNets: Efficient CNNs for Accurate Real-Time Face "
-        "Verification on Mobile Devices, CCBR 2018",
-        pretrained=True,
-        weights=[{"name": w.name, "sha256": w.sha256, "sources": w.describe_sources()}],
-        lfw=CASIA_LFW,
-    )
 
 
 def create_mobilefacenet_casia(

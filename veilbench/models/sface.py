@@ -9,32 +9,10 @@ internally (``(x - 127.5) * 0.0078125``), so it takes [0, 255] pixels; RGB order
 
 from __future__ import annotations
 
-from veilbench.models.base import FaceSpace, InputSpec, ModelCard
+from veilbench.models.base import FaceSpace
+from veilbench.models.cards import sface_card
 from veilbench.models.onnx_model import OnnxFaceModel, create_onnx_model
 from veilbench.weights import SFACE, resolve
-
-#: 112 x 112 ArcFace crop, RGB, raw [0, 255] (the graph subtracts 127.5 and scales itself).
-#: Channel order measured on lfw-dev (benchmarks/clean_rank1.py protocol, 300 distractors,
-#: centre crops): rank-1 0.995 with RGB vs 0.992 with BGR; cv2.FaceRecognizerSF also feeds RGB.
-SFACE_INPUT = InputSpec(
-    size=112, crop=(0.0, 0.0, 112.0, 112.0), channels="RGB", mean=(0.0,) * 3, std=(1.0,) * 3
-)
-
-
-def sface_card() -> ModelCard:
-    """The model card of the OpenCV Zoo SFace recogniser."""
-    return ModelCard(
-        name="sface",
-        architecture="mobilenet-v1 (insightface fmobilenet)",
-        embedding_size=128,
-        input=SFACE_INPUT,
-        licence="Apache-2.0",
-        source="OpenCV Zoo face_recognition_sface_2021dec",
-        paper="Zhong et al., SFace: Sigmoid-Constrained Hypersphere Loss for Robust Face "
-        "Recognition, IEEE TIP 2021",
-        pretrained=True,
-        weights=[{"name": SFACE.name, "sha256": SFACE.sha256, "sources": SFACE.describe_sources()}],
-    )
 
 
 def create_sface(space: FaceSpace | None = None) -> OnnxFaceModel:
