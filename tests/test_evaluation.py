@@ -91,7 +91,8 @@ def protected_as(craft: str, held_out: str, n_craft: int = 4, n_held: int = 3) -
 
 
 def test_clean_answers_and_rank1(targets, data):
-    assert clean_rank1(targets, data) == {
+    rates = clean_rank1(targets, data)
+    assert {t: {s: r.value for s, r in c.items()} for t, c in rates.items()} == {
         "a": {"craft": 1.0, "held_out": 1.0},
         "b": {"craft": 1.0, "held_out": 1.0},
     }
@@ -104,9 +105,10 @@ def test_msr_counts_protected_answers_equal_to_clean_ones(targets, data):
     table = evaluate_msr(targets, data, protected)
     for target in ("a", "b"):
         craft, held = table[target]["craft"], table[target]["held_out"]
-        assert (craft.msr, craft.n) == (0.5, 8)  # 4 of 8 crafting photos (red's) match
-        assert (held.msr, held.n) == (0.5, 6)  # 3 of 6 held-out photos (green's) match
-        assert craft.rank1_protected == 0.5 and craft.rank1_clean == 1.0
+        assert (craft.msr.value, craft.n) == (0.5, 8)  # 4 of 8 crafting photos (red's) match
+        assert (held.msr.value, held.n) == (0.5, 6)  # 3 of 6 held-out photos (green's) match
+        assert craft.rank1_protected.value == 0.5 and craft.rank1_clean.value == 1.0
+        assert held.msr.outcomes == {"red": "000", "green": "111"}
 
 
 def test_image_quality_protected_and_recovered(data):
@@ -140,7 +142,8 @@ def test_robustness_curve_and_clean_baseline(targets, data):
     curves = evaluate_robustness(targets, data, protected, [entry], sweeps={})
     curve = curves["paint"]
     assert curve.parameter == "amount" and curve.strengths == strengths
-    assert curve.protected["a"] == [1.0, 0.0] and curve.clean["b"] == [1.0, 0.0]
+    assert [r.value for r in curve.protected["a"]] == [1.0, 0.0]
+    assert [r.value for r in curve.clean["b"]] == [1.0, 0.0]
     capped = evaluate_robustness(
         targets, data, protected, [entry], sweeps={"paint": [0.0]}, max_images=1
     )
@@ -161,7 +164,9 @@ def test_impersonation_rate(targets, data):
         for p in data.probes
     }
     # Each person's veil turns the other person's photos into that person: every answer is p.
-    assert evaluate_impersonation(targets, data, protected, PaintWithVeil()) == {"a": 1.0, "b": 1.0}
+    rates = evaluate_impersonation(targets, data, protected, PaintWithVeil())
+    assert {t: r.value for t, r in rates.items()} == {"a": 1.0, "b": 1.0}
+    assert rates["a"].identities == 2  # the unit is the veil's owner
     PaintWithVeil.per_image = True
     assert evaluate_impersonation(targets, data, protected, PaintWithVeil()) == {}
 
@@ -176,3 +181,46 @@ def test_samples_never_show_the_veil_or_two_versions_of_one_photo(data):
     assert set(secret["red"]) == {"original", "protected", "recovered", "veil"}
     protected["red"].craft_recovered = None
     assert set(shareable_samples(data.probes, protected)["red"]) == {"original", "protected"}
+
+
+def test_thresholds_at_far_rest_on_enough_impostors():
+    from veilbench.evaluation.acceptance import threshold_at
+
+    scores = np.linspace(0.0, 1.0, 1000)
+    point = threshold_at(scores, 1e-2)
+    assert point.accepted == 10 and point.impostors == 1000  # exactly 1% of impostors pass
+    assert (scores >= point.threshold).sum() == 10
+    low = threshold_at(scores, 1e-3)
+    assert low.accepted == 1 and "rough" in low.note
+    none = threshold_at(scores[:500], 1e-3)  # 500 impostors cannot support FAR 1e-3
+    assert none.threshold is None and "cannot support FAR 0.001" in none.note
+
+
+def test_verification_accepts_clean_photos_and_rejects_disguised_ones(data):
+    """TAR of photos that still look like their person is the clean TAR; of photos painted
+    another person's colour it is 0 (PSR 1). 124 impostor comparisons support FAR 1e-2 only."""
+    from veilbench.evaluation.acceptance import evaluate_verification
+
+    crowd = [faces("blue", 30, 9), faces("yellow", 30, 9), faces("red", 2, 3), faces("green", 2, 3)]
+    data.gallery = Faces(
+        np.concatenate([g.crops for g in crowd]),
+        sum((g.identities for g in crowd), []),
+        sum((g.hashes for g in crowd), []),
+        sum((g.files for g in crowd), []),
+    )
+    models = {"a": colour_model("a")}
+    targets = evaluate_clean(models, data, batch_size=8, device=torch.device("cpu"))
+    same = {p.identity: protected_as(p.identity, p.identity) for p in data.probes}
+    other = {"red": protected_as("blue", "blue"), "green": protected_as("yellow", "yellow")}
+    kept = evaluate_verification(targets, data, same)
+    lost = evaluate_verification(targets, data, other)
+    points = kept.thresholds["a"]
+    assert points["1e-2"].impostors == 124 and points["1e-2"].threshold is not None
+    assert points["1e-3"].threshold is None  # 124 impostors cannot support FAR 1e-3
+    for subset in ("craft", "held_out"):
+        assert list(kept.cells["a"][subset].points) == ["1e-2"]
+        kept_point = kept.cells["a"][subset].points["1e-2"]
+        lost_point = lost.cells["a"][subset].points["1e-2"]
+        assert kept_point.tar.value == kept_point.clean_tar.value == 1.0
+        assert lost_point.tar.value == 0.0 and lost_point.clean_tar.value == 1.0
+        assert lost_point.tar.identities == 2 and lost_point.tar.interval is not None

@@ -453,7 +453,8 @@ def test_partial_documents_render(doc: ResultsDocument, variant: str) -> None:
 def test_user_template_overrides(tmp_path: Path, doc: ResultsDocument) -> None:
     (tmp_path / "_headline.html").write_text(
         '<section id="headline"><p class="mine">Our lab: {{ view.protector }}'
-        " {{ view.sections[-2].data.people[1].identity }}</p></section>"
+        "{% for s in view.sections if s.name == 'samples' %} {{ s.data.people[1].identity }}"
+        "{% endfor %}</p></section>"
     )
     assert environment([tmp_path]).get_template("_headline.html").filename.startswith(str(tmp_path))
     out = render_html(doc, extra_dirs=[tmp_path])

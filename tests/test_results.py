@@ -163,7 +163,12 @@ def test_rate_of_counts_photos_and_identities():
     from veilbench.results import Rate
 
     rate = rate_of([True, False, True, True], ["a", "a", "b", "b"], per_identity=True)
-    assert rate == Rate(0.75, 4, 2, None, {"a": 0.5, "b": 1.0})
+    assert (rate.value, rate.photos, rate.identities) == (0.75, 4, 2)
+    assert rate.per_identity == {"a": 0.5, "b": 1.0}
+    assert rate.outcomes == {"a": "10", "b": "11"}  # what compare pairs photo by photo
+    # Two people: Wilson over identities (the conservative rule), never a photo-level interval.
+    assert rate.interval.method == "wilson-identity" and rate.interval.width > 0.5
+    assert isinstance(rate, Rate)
     empty = rate_of([], [])
     assert empty.value != empty.value and empty.photos == 0  # NaN: written as null
 

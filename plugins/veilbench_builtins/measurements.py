@@ -15,10 +15,12 @@ from veilbench.measurements.perception import PerceptionMeasurement
 from veilbench.measurements.privacy import Privacy
 from veilbench.measurements.robustness import Robustness
 from veilbench.measurements.samples import Samples
+from veilbench.measurements.verification import VerificationMeasurement
 
 BUILTIN_MEASUREMENTS = (
     CleanRank1,
     MsrMatrix,
+    VerificationMeasurement,
     PerIdentityMsr,
     Convergence,
     AdversaryMeasurement,

@@ -4,6 +4,12 @@ The directions and tolerance families come from the registered measurements (eac
 its metrics): a black-box MSR that goes UP is an attacker recognising more protected photos, a
 privacy regression, even though the number grew. Tolerances and the rule itself are in
 :mod:`veilbench.compare.tolerance`.
+
+Two runs of one configuration see the same photos, so a rate that moved beyond its tolerance is
+then tested photo by photo (:func:`veilbench.stats.judge_changes`: McNemar's exact test, or the
+identity bootstrap with enough people; Holm's correction over every rate tested): a move within
+the noise is not flagged. A rate on too few people to test is flagged on the tolerance alone
+when it got worse, so a white-box MSR falling from 1.0 to 0.5 on two people still fails.
 """
 
 from __future__ import annotations
@@ -11,8 +17,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from veilbench.compare.tolerance import DEFAULT_TOLERANCE, check, parse_tolerance
-from veilbench.measurements.contract import Measurement
+from veilbench.measurements.contract import Measurement, MetricValue
 from veilbench.results import ResultsDocument
+from veilbench.stats import MetricOutcomes, judge_changes
 
 STATUSES = ("REGRESSION", "missing", "better", "new", "ok")
 
@@ -26,6 +33,8 @@ class Row:
     new: float | None
     tolerance: float
     status: str  # REGRESSION | missing | better | new | ok
+    #: Why a change beyond the tolerance was (or was not) flagged: the paired test's verdict.
+    note: str = ""
 
     @property
     def delta(self) -> float | None:
@@ -62,7 +71,7 @@ class Comparison:
         for r in rows:
             lines.append(
                 f"{r.metric:<{width}}  {r.direction:>6}  {_fmt(r.base):>8}  {_fmt(r.new):>8}  "
-                f"{_fmt(r.delta, signed=True):>8}  {r.status}"
+                f"{_fmt(r.delta, signed=True):>8}  {r.status}" + (f"  ({r.note})" if r.note else "")
             )
         if not rows:
             lines.append(f"(all {len(self.rows)} metrics within tolerance)")
@@ -72,13 +81,13 @@ class Comparison:
         lines = [
             f"### veilbench compare: **{self.verdict()}**",
             "",
-            "| metric | better | base | new | delta | status |",
-            "|---|---|---:|---:|---:|---|",
+            "| metric | better | base | new | delta | status | significance |",
+            "|---|---|---:|---:|---:|---|---|",
         ]
         for r in self._shown(show_all=False):
             lines.append(
                 f"| `{r.metric}` | {r.direction} | {_fmt(r.base)} | {_fmt(r.new)} | "
-                f"{_fmt(r.delta, signed=True)} | {r.status} |"
+                f"{_fmt(r.delta, signed=True)} | {r.status} | {r.note} |"
             )
         return "\n".join(lines) + "\n"
 
@@ -108,7 +117,44 @@ def compare(
         vb = b[metric_id].value if metric_id in b else None
         status = check(va, b.get(metric_id), tol)
         result.rows.append(Row(metric_id, family, ref.metric.direction, va, vb, tol, status))
+    _judge_paired(result.rows, a, b)
     return result
+
+
+def _paired(base: MetricValue, new: MetricValue) -> tuple[list[bool], list[bool], list[str]]:
+    """Both runs' per-photo outcomes in one photo order, or empty when they cannot be paired."""
+    x = base.rate.outcomes if base.rate else None
+    y = new.rate.outcomes if new.rate else None
+    if not x or not y or set(x) != set(y) or any(len(x[i]) != len(y[i]) for i in x):
+        return [], [], []
+    people = list(x)
+    before = [c == "1" for i in people for c in x[i]]
+    after = [c == "1" for i in people for c in y[i]]
+    return before, after, [i for i in people for _ in x[i]]
+
+
+def _judge_paired(rows: list[Row], a: dict[str, MetricValue], b: dict[str, MetricValue]) -> None:
+    """Re-judge the rates that moved beyond their tolerance with a paired test (Holm over all
+    of them); a move within the noise becomes ``ok``, with the test's verdict as its note."""
+    moved = [r for r in rows if r.status in ("REGRESSION", "better")]
+    tested: dict[str, Row] = {}
+    outcomes = []
+    for row in moved:
+        before, after, people = _paired(a[row.metric], b[row.metric])
+        if not people:
+            row.note = "not paired (no per-photo outcomes): tolerance alone"
+            continue
+        tested[row.metric] = row
+        outcomes.append(
+            MetricOutcomes(
+                row.metric, before, after, people, row.tolerance, row.direction == "higher"
+            )
+        )
+    for verdict in judge_changes(outcomes):
+        row = tested[verdict.name]
+        row.note = verdict.reason
+        if not verdict.flagged:
+            row.status = "ok"
 
 
 __all__ = ["Comparison", "Row", "compare", "parse_tolerance"]

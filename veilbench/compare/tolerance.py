@@ -23,6 +23,7 @@ DEFAULT_TOLERANCE: dict[str, float] = {
     "recovery_psnr": 0.5,
     "impersonation": 0.02,
     "reid": 0.02,
+    "tar": 0.02,
     "time": 3.0,
     "convergence": 0.0,
     "face_detected": 0.05,

@@ -136,11 +136,14 @@ def _reid(
 ) -> dict[str, ReidCell]:
     out = {}
     for row, target in enumerate(targets.models):
-        answers = targets.top1(target, images.to(targets.device))
+        emb = targets.embed(target, images.to(targets.device))
+        answers = targets.states[target].gallery.top1(emb)
+        accepted = targets.accepted(target, truth, embeddings=emb)
         out[target] = ReidCell(
             rank1=rate_of(answers == np.asarray(truth), truth),
             msr=rate_of(answers == np.asarray(clean[row]), truth),
             n=len(answers),
+            tar={far: rate_of(hits, truth) for far, hits in accepted.items()},
         )
     return out
 

@@ -21,7 +21,7 @@ from veilbench.data.align import FaceAligner
 from veilbench.data.faces import EvalData
 from veilbench.evaluation.protected import Protected, Targets
 from veilbench.measurements.perception import FaceVisibility, Perception, ProcessedRank1
-from veilbench.measurements.records import Rate, rate_of
+from veilbench.measurements.records import rate_of
 from veilbench.registry import Entry
 
 
@@ -38,22 +38,25 @@ def _landmarks(aligner: FaceAligner, image: np.ndarray) -> np.ndarray | None:
 
 
 def face_visibility(
-    originals: torch.Tensor, protected: torch.Tensor, aligner: FaceAligner | None = None
+    originals: torch.Tensor,
+    protected: torch.Tensor,
+    aligner: FaceAligner | None = None,
+    identities: list[str] | None = None,
 ) -> FaceVisibility:
     """Face-detector rate on ``protected`` (and on ``originals``), and landmark error."""
     aligner = aligner or FaceAligner()
-    found, found_clean, errors = 0, 0, []
+    found, found_clean, errors = [], [], []
     for orig, prot in zip(_uint8(originals), _uint8(protected), strict=True):
         ref, got = _landmarks(aligner, orig), _landmarks(aligner, prot)
-        found += got is not None
-        found_clean += ref is not None
+        found.append(got is not None)
+        found_clean.append(ref is not None)
         if ref is not None and got is not None:
             eyes = max(float(np.linalg.norm(ref[0] - ref[1])), 1.0)
             errors.append(float(np.linalg.norm(got - ref, axis=1).mean()) / eyes)
     n = len(originals)
     return FaceVisibility(
-        detected=Rate(found / n if n else None, n),
-        detected_clean=Rate(found_clean / n if n else None, n),
+        detected=rate_of(found, identities),
+        detected_clean=rate_of(found_clean, identities),
         landmark_error=float(np.mean(errors)) if errors else None,
         n=n,
         score_threshold=aligner.score_threshold,
@@ -98,6 +101,6 @@ def evaluate_perception(
         truth += [p.identity] * n
     x, xp = torch.cat(originals), torch.cat(prot)
     return Perception(
-        face=face_visibility(x, xp),
+        face=face_visibility(x, xp, identities=truth),
         processed={e.name: processed_rank1(targets, x, xp, truth, e) for e in processings},
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from veilbench.data.faces import EvalData
+from veilbench.evaluation.acceptance import Acceptance, calibrate
 from veilbench.evaluation.identification import EmbeddingCache, Gallery, embed
 from veilbench.executors import Executor, LocalExecutor
 from veilbench.measurements import SUBSETS
@@ -43,6 +44,10 @@ class TargetState:
     gallery: Gallery
     clean_top1: dict[str, dict[str, np.ndarray]]  # identity -> subset -> top-1 identities
     embedded: int  # gallery embeddings computed (not read from the cache)
+    #: identity -> subset -> the clean probe photos' embeddings (what clean TAR is of)
+    clean_embeddings: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)
+    #: enrolment centroids and verification thresholds (None: not calibrated)
+    acceptance: Acceptance | None = None
 
 
 @dataclass
@@ -54,15 +59,32 @@ class Targets:
     batch_size: int
     device: torch.device
 
+    def embed(self, target: str, images: torch.Tensor) -> torch.Tensor:
+        """The target's embedding of each image, as saved (quantised)."""
+        return embed(
+            self.models[target], quantise(images), batch_size=self.batch_size, device=self.device
+        )
+
     def top1(self, target: str, images: torch.Tensor) -> np.ndarray:
         """The target's answer (top-1 gallery identity) for each image, as saved (quantised)."""
-        emb = embed(
-            self.models[target],
-            quantise(images),
-            batch_size=self.batch_size,
-            device=self.device,
-        )
-        return self.states[target].gallery.top1(emb)
+        return self.states[target].gallery.top1(self.embed(target, images))
+
+    def accepted(
+        self,
+        target: str,
+        identities: list[str],
+        images: torch.Tensor | None = None,
+        *,
+        embeddings: torch.Tensor | None = None,
+    ) -> dict[str, np.ndarray]:
+        """far label -> whether the target accepts each image as ``identities[i]`` (1:1 against
+        the person's enrolment centroid, at the threshold calibrated on clean impostors)."""
+        acceptance = self.states[target].acceptance
+        if acceptance is None:
+            return {}
+        if embeddings is None:
+            embeddings = self.embed(target, images)
+        return acceptance.accepted(identities, embeddings)
 
     def clean(self, target: str, identity: str, subset: str) -> np.ndarray:
         return self.states[target].clean_top1[identity][subset]
@@ -125,13 +147,16 @@ def evaluate_clean(
         )
         gallery = Gallery(emb, data.gallery.identities)
         clean: dict[str, dict[str, np.ndarray]] = {}
+        clean_emb: dict[str, dict[str, torch.Tensor]] = {}
         for probe in data.probes:
             clean[probe.identity] = {}
             for subset in SUBSETS:
                 faces = probe.subset(subset)
                 q, _ = cache.get_or_compute(model, faces.hashes, faces.crops, **kw)
                 clean[probe.identity][subset] = gallery.top1(q)
-        states[name] = TargetState(gallery, clean, computed)
+                clean_emb.setdefault(probe.identity, {})[subset] = q
+        acceptance = calibrate(gallery, [p.identity for p in data.probes])
+        states[name] = TargetState(gallery, clean, computed, clean_emb, acceptance)
     return Targets(models, states, batch_size, device)
 
 
@@ -315,18 +340,17 @@ def evaluate_impersonation(
         return {}
     rates: dict[str, Rate] = {}
     for target in targets.models:
-        hits, total = 0, 0
+        hits: list[np.ndarray] = []
+        owners: list[str] = []  # the unit is the veil's owner: one token per person
         for p in data.probes:
             veil = protected[p.identity].veil
             if veil is None:
                 continue
             others = torch.cat([q.held_out.tensor()[:3] for q in data.probes if q is not p])
             answers = targets.top1(target, protector.apply(veil, others))
-            hits += int((answers == p.identity).sum())
-            total += len(answers)
-        rates[target] = Rate(
-            value=hits / total if total else None, photos=total, identities=len(data.probes)
-        )
+            hits.append(answers == p.identity)
+            owners += [p.identity] * len(answers)
+        rates[target] = rate_of(np.concatenate(hits) if hits else [], owners)
     return rates
 
 

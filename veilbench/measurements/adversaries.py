@@ -29,6 +29,8 @@ class ReidCell:
     rank1: Rate  # share answered with the right person: re-identified
     msr: Rate  # share answered like the clean original photo
     n: int
+    #: far label -> share accepted as the right person 1:1 (see ``verification``): re-verified
+    tar: dict[str, Rate] = field(default_factory=dict)
 
 
 @dataclass
@@ -78,6 +80,9 @@ class AdversaryMeasurement(Measurement):
         ),
         "reid_white": Metric("reid", "lower", "crafting model re-identifies reconstructed photos"),
         "reid_msr": Metric("reid", "lower", "reconstructed photos answered like their originals"),
+        "reid_tar": Metric(
+            "tar", "lower", "reconstructions an attacker's model verifies as the person (1:1, FAR)"
+        ),
         "ssim_reconstructed": Metric("ssim", "lower", "SSIM reconstruction vs original: face back"),
         "lpips_reconstructed": Metric("lpips", "higher", "LPIPS reconstruction vs original"),
         "psnr_reconstructed": Metric("psnr", "lower", "PSNR reconstruction vs original"),
@@ -122,9 +127,13 @@ class AdversaryMeasurement(Measurement):
                 side = "white" if where.white_box(target) else "black"
                 mid = f"{where.key}/{a.adversary}@k{a.k}->{target}"
                 out.append(
-                    MetricValue(f"reid/{mid}", self.metrics[f"reid_{side}"], cell.rank1.value)
+                    MetricValue.rated(f"reid/{mid}", self.metrics[f"reid_{side}"], cell.rank1)
                 )
-                out.append(MetricValue(f"reid_msr/{mid}", self.metrics["reid_msr"], cell.msr.value))
+                out.append(MetricValue.rated(f"reid_msr/{mid}", self.metrics["reid_msr"], cell.msr))
+                for far, rate in cell.tar.items():
+                    out.append(
+                        MetricValue.rated(f"reid_tar@{far}/{mid}", self.metrics["reid_tar"], rate)
+                    )
             for name in ("ssim", "lpips", "psnr"):
                 mid = f"{name}/{where.key}/{a.adversary}@k{a.k}/reconstructed"
                 metric = self.metrics[f"{name}_reconstructed"]
@@ -186,6 +195,8 @@ def _row(w: Where, a: AdversaryResult, targets: list[str]) -> dict[str, Any]:
                 "target": t,
                 "rank1": rank1,
                 "msr": rate_value(cell.msr) if cell else None,
+                "rank1_rate": cell.rank1 if cell else None,
+                "tar": rate_value(cell.tar.get("1e-3")) if cell else None,
                 "white_box": w.white_box(t),
                 "style": heat_style(rank1),
             }

@@ -27,7 +27,7 @@ class CleanRank1(Measurement):
 
     def values(self, record: dict[str, dict[str, Rate]], where: Where) -> list[MetricValue]:
         return [
-            MetricValue(f"clean/{target}/{subset}", self.metrics["rank1_clean"], rate.value)
+            MetricValue.rated(f"clean/{target}/{subset}", self.metrics["rank1_clean"], rate)
             for target, cells in record.items()
             for subset, rate in cells.items()
         ]

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from veilbench.measurements.records import mean
+from veilbench.measurements.records import Rate, mean
 
 if TYPE_CHECKING:
     from veilbench.config import RunConfig
@@ -54,6 +54,14 @@ class MetricValue:
     id: str
     metric: Metric
     value: float | None
+    #: The rate behind the value, when it is one: its per-photo outcomes let ``compare`` pair
+    #: two runs photo by photo (None: a plain number, compared by the tolerance alone).
+    rate: Rate | None = None
+
+    @classmethod
+    def rated(cls, id: str, metric: Metric, rate: Rate) -> MetricValue:
+        """The value of ``rate``, keeping the rate for paired comparison."""
+        return cls(id, metric, rate.value, rate)
 
     def gain(self, base: float) -> float:
         """How much better than ``base`` (positive = better), in the tolerance's units."""

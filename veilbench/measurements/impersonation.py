@@ -45,7 +45,7 @@ class Impersonation(Measurement):
     def values(self, record: Rates, where: Where) -> list[MetricValue]:
         metric = self.metrics["impersonation"]
         return [
-            MetricValue(f"impersonation/{where.key}->{t}", metric, rate.value)
+            MetricValue.rated(f"impersonation/{where.key}->{t}", metric, rate)
             for t, rate in record.items()
         ]
 

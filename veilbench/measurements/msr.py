@@ -75,10 +75,10 @@ class MsrMatrix(Measurement):
             side = "white" if where.white_box(target) else "black"
             for subset, cell in cells.items():
                 at = f"{where.key}->{target}/{subset}"
-                out.append(MetricValue(f"msr/{at}", self.metrics[f"msr_{side}"], cell.msr.value))
+                out.append(MetricValue.rated(f"msr/{at}", self.metrics[f"msr_{side}"], cell.msr))
                 out.append(
-                    MetricValue(
-                        f"rank1/{at}", self.metrics[f"rank1_{side}"], cell.rank1_protected.value
+                    MetricValue.rated(
+                        f"rank1/{at}", self.metrics[f"rank1_{side}"], cell.rank1_protected
                     )
                 )
         return out
@@ -120,6 +120,7 @@ class MsrMatrix(Measurement):
                             # a white-box figure from veils that never reached their criteria
                             "unconverged": len(unconverged(w)) if w.white_box(t) else 0,
                             "rank1": rate_value(cell.rank1_protected) if cell else None,
+                            "rate": cell.msr if cell else None,
                             "n": cell.n if cell else None,
                         }
                     )

@@ -93,8 +93,8 @@ class PerceptionMeasurement(Measurement):
         face, key = record.face, where.key
         if face is not None:
             out.append(
-                MetricValue(
-                    f"face_detected/{key}", self.metrics["face_detected"], face.detected.value
+                MetricValue.rated(
+                    f"face_detected/{key}", self.metrics["face_detected"], face.detected
                 )
             )
             out.append(
@@ -106,7 +106,7 @@ class PerceptionMeasurement(Measurement):
             for target, rate in cell.protected.items():
                 if not where.white_box(target):
                     mid = f"processed/{key}/{processing}->{target}"
-                    out.append(MetricValue(mid, self.metrics["rank1_processed_black"], rate.value))
+                    out.append(MetricValue.rated(mid, self.metrics["rank1_processed_black"], rate))
         return out
 
     def summary(self, sets: list[Where], run: RunView) -> list[str]:

@@ -97,11 +97,21 @@ class Privacy(Measurement):
         missed = sum(r.unconverged_veils for r in held)
         attacked = [r for r in held if r.reconstruction_rank1 is not None]
         which = sorted({str(r.best_adversary) for r in attacked})
+        white_rates, black_rates, attack_rates = [], [], []
+        for w in sets:  # the cells behind each mean, for its interval
+            for t, cells in (w.records.get("msr") or {}).items():
+                if "held_out" in cells:
+                    side = white_rates if w.white_box(t) else black_rates
+                    side.append(cells["held_out"].msr)
+            best = best_adversary(w.records.get("adversaries"), w)
+            if best is not None:
+                attack_rates += [c.rank1 for t, c in best.reid.items() if not w.white_box(t)]
         return [
             {
                 "label": "White-box MSR, held-out",
                 "value": mean(white),
                 "pairs": len(white),
+                "rates": white_rates,
                 "note": "the crafting model still recognises the protected face (higher = utility)"
                 + (
                     f"; includes {missed} unconverged veil{'s' if missed != 1 else ''}: "
@@ -114,6 +124,7 @@ class Privacy(Measurement):
                 "label": "Black-box MSR, held-out",
                 "value": mean(black),
                 "pairs": len(black),
+                "rates": black_rates,
                 "note": "other models still match it (lower = privacy)"
                 if black
                 else "needs at least two models",
@@ -122,6 +133,7 @@ class Privacy(Measurement):
                 "label": "Re-identified after attack",
                 "value": mean(r.reconstruction_rank1 for r in attacked),
                 "pairs": len(attacked),
+                "rates": attack_rates,
                 "note": f"best adversary ({', '.join(which)}): an attacker's model re-identifies "
                 "its reconstructions (higher = privacy lost)"
                 if attacked

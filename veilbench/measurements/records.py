@@ -20,7 +20,11 @@ class Interval:
     low: float | None
     high: float | None
     level: float = 0.95
-    method: str = ""  # e.g. "wilson over identities", "identity bootstrap"
+    method: str = ""  # "bootstrap-identity" or "wilson-identity" (veilbench.stats.rate_interval)
+
+    @property
+    def width(self) -> float | None:
+        return None if self.low is None or self.high is None else self.high - self.low
 
 
 @dataclass
@@ -32,6 +36,9 @@ class Rate:
     identities: int | None = None  # how many people those photos show (None: not recorded)
     interval: Interval | None = None  # filled by interval estimation; None: not estimated
     per_identity: dict[str, float | None] | None = None  # identity -> its own rate, when kept
+    #: identity -> its photos' outcomes in photo order ("1" = hit): what lets ``compare`` pair
+    #: two runs photo by photo (McNemar / paired bootstrap) instead of comparing two shares.
+    outcomes: dict[str, str] | None = None
 
 
 def rate_of(
@@ -39,22 +46,32 @@ def rate_of(
 ) -> Rate:
     """The :class:`Rate` of boolean ``hits`` (one per photo), with the photos' ``identities``.
 
-    ``value`` is ``hits.mean()`` exactly (NaN, written null, when there are no photos).
+    ``value`` is ``hits.mean()`` exactly (NaN, written null, when there are no photos). Given
+    the identities, the rate also carries its 95% interval (:func:`veilbench.stats.rate_interval`:
+    identities, not photos, are the independent unit) and its per-photo outcomes.
     """
     import numpy as np
 
     hits = np.asarray(hits, dtype=bool)
     value = float(hits.mean()) if len(hits) else float("nan")
-    people = None if identities is None else list(identities)
-    per = None
-    if per_identity and people is not None:
-        who = np.asarray(people)
-        per = {str(i): float(hits[who == i].mean()) for i in dict.fromkeys(people)}
+    if identities is None:
+        return Rate(value=value, photos=int(len(hits)))
+    from veilbench.stats import rate_interval
+
+    people = [str(i) for i in identities]
+    who = np.asarray(people)
+    mine = {i: hits[who == i] for i in dict.fromkeys(people)}
+    interval = None
+    if len(hits):
+        iv = rate_interval(hits, people)
+        interval = Interval(iv.low, iv.high, iv.level, iv.method)
     return Rate(
         value=value,
         photos=int(len(hits)),
-        identities=None if people is None else len(set(people)),
-        per_identity=per,
+        identities=len(mine),
+        interval=interval,
+        per_identity={i: float(h.mean()) for i, h in mine.items()} if per_identity else None,
+        outcomes={i: "".join("1" if x else "0" for x in h) for i, h in mine.items()},
     )
 
 

@@ -76,7 +76,7 @@ class Robustness(Measurement):
                 side = "white" if where.white_box(target) else "black"
                 for strength, rate in zip(curve.strengths, rates, strict=False):
                     mid = f"robustness/{where.key}/{attack}@{strength:g}->{target}"
-                    out.append(MetricValue(mid, self.metrics[f"msr_{side}"], rate.value))
+                    out.append(MetricValue.rated(mid, self.metrics[f"msr_{side}"], rate))
         return out
 
     def view(self, sets: list[Where], run: RunView) -> dict[str, Any]:

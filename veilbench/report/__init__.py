@@ -93,6 +93,27 @@ def _pick(value: Any, keys: str) -> dict[str, Any]:
     return {k: d.get(k) for k in keys.split()}
 
 
+def with_interval(figure: dict[str, Any]) -> dict[str, Any]:
+    """A headline figure with the interval of the rates it summarises (``rates``): one rate's
+    own 95% interval, or for a mean of several cells the span of their intervals."""
+    rates = [r for r in figure.get("rates") or [] if r is not None and r.interval is not None]
+    known = [r.interval for r in rates if r.interval.low is not None]
+    if not known:
+        return figure
+    photos = sorted({r.photos for r in rates})
+    people = sorted({r.identities for r in rates if r.identities is not None})
+    counts = "-".join(map(str, dict.fromkeys([photos[0], photos[-1]]))) + " photos"
+    if people:
+        counts += " / " + "-".join(map(str, dict.fromkeys([people[0], people[-1]]))) + " people"
+    return {
+        **figure,
+        "interval": (min(i.low for i in known), max(i.high for i in known)),
+        "interval_note": "95% interval"
+        + (f": the span of the {len(known)} cells' intervals" if len(known) > 1 else ""),
+        "counts": counts,
+    }
+
+
 def build_view(
     doc: ResultsDocument, measurements: dict[str, Measurement] | None = None
 ) -> dict[str, Any]:
@@ -113,7 +134,7 @@ def build_view(
         "identities": len(probes) if probes else None,
         "distractors": split.get("distractor_images"),
         "warnings": [str(w) for w in doc.warnings],
-        "verdict": [h for m in measurements.values() for h in m.headline(sets, run)],
+        "verdict": [with_interval(h) for m in measurements.values() for h in m.headline(sets, run)],
         "sections": [
             {
                 "name": m.name,
