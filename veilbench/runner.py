@@ -17,6 +17,7 @@ written atomically at the end.
 from __future__ import annotations
 
 import dataclasses
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -39,7 +40,7 @@ from veilbench.models.base import FaceSpace
 from veilbench.models.loading import load_models
 from veilbench.plugins import get_plugins
 from veilbench.protectors.apply import craft_and_protect
-from veilbench.protectors.contract import declared_profiles
+from veilbench.protectors.variants import protector_variants
 from veilbench.results import (
     ResultsDocument,
     SurrogateResults,
@@ -67,19 +68,28 @@ def run(
     space = FaceSpace(config.template_size, config.margin)
     out = Path(config.out)
 
-    # Resolve: the dataset decides the profile, which decides the protector's settings.
+    # Resolve: the dataset decides the profile, which decides the protectors' settings.
     t0 = time.perf_counter()
     resolved = resolve_dataset(config.dataset, plugins.registries["datasets"], space, log)
-    protector_entry = plugins.registries["protectors"].get(config.protector)
-    profile = config.apply_profile(resolved.fallback, declared_profiles(protector_entry.metadata))
+    profile = config.apply_profile(resolved.fallback)
+    variants = protector_variants(
+        config.protector,
+        config.protector_params,
+        plugins.registries["protectors"],
+        profile=profile,
+        explicit=config.explicit,
+    )
+    if len(variants) == 1:  # recorded as given plus what the profile set
+        config.protector_params = dict(variants[0].params)
     if profile:
         log(f"profile {profile}: {len(resolved.dataset.refs)} photos, a short run (see README)")
-    protector = protector_entry.create(**config.protector_params)
+    protectors = {v.name: v.create() for v in variants}  # cheap: settings checked up front
     measurements, notes = select(config.measurements, config, plugins)
 
     doc = ResultsDocument.new(_recorded_config(config, profile), plugins.plugin_versions())
     doc.config["device_resolved"] = str(device)
-    doc.config["protector_config"] = _config_dict(protector)
+    if len(variants) == 1:
+        doc.config["protector_config"] = _config_dict(protectors[variants[0].name])
     doc.warnings += resolved.warnings + notes
     if config.samples and config.secret_samples:
         doc.results.samples_contain_secrets = True
@@ -103,8 +113,6 @@ def run(
                 executor=executor,
                 registries=plugins.registries,
                 log=log,
-                protector=protector,
-                protector_name=protector_entry.name,
                 attacks=_select(plugins, "attacks", config.attacks),
                 adversaries=_select(plugins, "adversaries", config.adversaries),
                 run_records=doc.results.measurements,
@@ -116,9 +124,7 @@ def run(
         for m in measurements:
             if m.scope == "run":
                 _measure(m, stage.context, doc, doc.results.measurements, key="")
-        doc.results.protector(protector_entry.name, _config_dict(protector))
-        for members in surrogate_sets:
-            _protect_and_evaluate(stage, doc, members, data)
+        _protect_all(stage, doc, protectors, surrogate_sets, (data, out, t_start))
     finally:
         executor.close()
 
@@ -130,6 +136,33 @@ def run(
     render_report(doc, out / "report.html")
     log(f"wrote {out / 'results.json'} and {out / 'report.html'}")
     return doc
+
+
+def _protect_all(
+    stage: _Stage, doc: ResultsDocument, protectors: dict[str, Any], sets: list, where: tuple
+) -> None:
+    """Every protector over every surrogate set; with several protectors each finished one is
+    written to ``results.json`` before the next starts (an interrupted zoo keeps them)."""
+    data, out, t_start = where
+    several = len(protectors) > 1
+    for name, protector in protectors.items():
+        # Data, galleries and clean answers are shared; each protector adds its own sets.
+        doc.results.protector(name, _config_dict(protector))
+        own = dataclasses.replace(
+            stage,
+            context=dataclasses.replace(stage.context, protector=protector, protector_name=name),
+            veils=out / "veils" / (_folder(name) if several else ""),
+        )
+        for members in sets:
+            _protect_and_evaluate(own, doc, members, data)
+        if several:
+            doc.timings["total_s"] = time.perf_counter() - t_start
+            write_json_atomic(out / "results.json", doc)
+
+
+def _folder(name: str) -> str:
+    """A variant's name (``pixelate[block=8]``) as a folder name (``pixelate_block=8``)."""
+    return re.sub(r"[^A-Za-z0-9_.=-]+", "_", name).strip("_")
 
 
 def _select(plugins, kind: str, spec: str | None) -> list:
@@ -186,6 +219,7 @@ class _Stage:
     context: Context  # the run's part; each set adds its own
     measurements: list[Measurement]
     executor: Executor
+    veils: Path = Path("veils")  # where this protector's veils are kept (resumed from)
 
 
 def _measure(m: Measurement, ctx: Context, doc: ResultsDocument, records: dict, key: str) -> None:
@@ -215,7 +249,7 @@ def _protect_and_evaluate(stage: _Stage, doc: ResultsDocument, members: list[str
         data,
         device=run_ctx.device,
         seed=config.seed,
-        veil_dir=Path(config.out) / "veils" / key,
+        veil_dir=stage.veils / key,
         progress=config.progress,
         executor=stage.executor,
     )

@@ -15,6 +15,7 @@ from veilbench.config import RunConfig
 from veilbench.errors import ConfigError, RegistryError
 from veilbench.lazy import resolve
 from veilbench.plugins import Plugins
+from veilbench.protectors.variants import protector_variants
 
 
 def validate_run(
@@ -28,7 +29,7 @@ def validate_run(
     """
     reg = plugins.registries
     try:
-        protector = reg["protectors"].get(config.protector)
+        variants = protector_variants(config.protector, config.protector_params, reg["protectors"])
         selected = {e.name for e in reg["models"].select(config.models)}
         if config.craft_with is not None:
             reg["models"].select(config.craft_with)
@@ -51,7 +52,8 @@ def validate_run(
     except RegistryError as exc:
         raise ConfigError(str(exc)) from None
     _check_dataset(config, plugins)
-    check_params(protector.metadata, protector.factory, config.protector_params)
+    for v in variants:
+        check_params(v.entry.metadata, v.entry.factory, v.params)
 
 
 def check_params(metadata: dict[str, Any], factory: Any, params: dict[str, Any]) -> None:
