@@ -74,3 +74,20 @@ def test_several_protectors_in_one_run_write_one_document(tiny_plugins, tmp_path
     # One gallery for all: the clean embeddings were computed once.
     assert "clean" in doc.results.measurements
     assert "pixelate[block=4]:tiny_random_a" in (out / "report.html").read_text()
+
+
+def test_each_protector_meets_the_adversaries_its_threats_name(tiny_plugins, tmp_path):
+    """The veil's algebra is run on the veil, the parrot on the blur; the others are listed as
+    not run, with the reason, in the record and the report."""
+    out = tmp_path / "threats"
+    args = ["--protector", "veil,face_blur", "--param", "veil.iterations=2"]
+    run_cli([*ARGS, *args, "--adversaries", "average,parrot", "--out", str(out)])
+    doc = read_results(out / "results.json")
+    veil = doc.results.protectors["veil"].surrogates["tiny_random_a"].measurements["adversaries"]
+    blur = (
+        doc.results.protectors["face_blur"].surrogates["tiny_random_a"].measurements["adversaries"]
+    )
+    assert {a.adversary for a in veil.results} == {"average"} and "parrot" in veil.skipped
+    assert {a.adversary for a in blur.results} == {"parrot"} and "average" in blur.skipped
+    assert all(c.rank1.photos > 0 for a in blur.results for c in a.reid.values())
+    assert 'id="adversaries-not-run"' in (out / "report.html").read_text()

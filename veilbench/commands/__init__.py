@@ -42,6 +42,10 @@ BUILTIN: dict[str, tuple[str, str]] = {
         "veilbench.commands.compare:compare_command",
         "Compare two results files, metric by metric.",
     ),
+    "leaderboard": (
+        "veilbench.commands.leaderboard:leaderboard_command",
+        "Rank protectors by worst-case privacy over results files (HTML and Markdown).",
+    ),
     "results": (
         "veilbench.commands.results:results_group",
         "Results files: their JSON Schema, and checking files against it.",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -80,6 +81,8 @@ def evaluate_adversaries(
         adversary = entry.create()
         t0 = time.perf_counter()
         adversary.fit(public)
+        # The parrot matches against his own gallery, obfuscated as the protector does.
+        scored = own_gallery(targets, data, adversary) if adversary.threat.own_gallery else targets
         fit_s = time.perf_counter() - t0
         for k in sorted(set(ks)):
             need = k + (1 if adversary.threat.known_pair else 0)
@@ -106,7 +109,7 @@ def evaluate_adversaries(
                     adversary=entry.name,
                     k=k,
                     threat=adversary.threat.describe(),
-                    reid=_reid(targets, rec_all, truth, clean_all),
+                    reid=_reid(scored, rec_all, truth, clean_all),
                     quality=image_quality(torch.cat(originals), rec_all, targets.device),
                     baseline=_reid(targets, prot_all, truth, clean_all),
                     identities=len(people),
@@ -122,6 +125,24 @@ def evaluate_adversaries(
                     **shown[p.identity],
                 }
     return results, shown
+
+
+def own_gallery(targets: Targets, data: EvalData, adversary: Any) -> Targets:
+    """The targets with the adversary's own gallery (``adversary.gallery``): every gallery photo
+    protected the way the protector does, embedded by each target, thresholds recalibrated."""
+    from veilbench.evaluation.acceptance import calibrate
+    from veilbench.evaluation.identification import Gallery
+
+    who = data.gallery.identities
+    theirs = adversary.gallery(data.gallery.tensor(), who)
+    people = [p.identity for p in data.probes]
+    states = {}
+    for t in targets.models:
+        gallery = Gallery(targets.embed(t, theirs), who)
+        states[t] = replace(
+            targets.states[t], gallery=gallery, acceptance=calibrate(gallery, people)
+        )
+    return replace(targets, states=states)
 
 
 def targets_clean(targets: Targets, target: str, identity: str) -> np.ndarray:

@@ -130,14 +130,16 @@ def frontier_svg(p: Panel) -> Markup:
 
     parts = []
     for t in nice_ticks(0.0, 1.0, 4):
+        y = py(t)
         parts.append(
-            f'<line class="grid" x1="{_LEFT}" x2="{_W - _RIGHT}" y1="{py(t):.1f}" y2="{py(t):.1f}"/>'
-            f'<text x="{_LEFT - 6}" y="{py(t) + 4:.1f}" text-anchor="end">{tick_label(t)}</text>'
+            f'<line class="grid" x1="{_LEFT}" x2="{_W - _RIGHT}" y1="{y:.1f}" y2="{y:.1f}"/>'
+            f'<text x="{_LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">{tick_label(t)}</text>'
         )
     for t in nice_ticks(0.0, x_hi, 5):
+        x = px(t)
         parts.append(
-            f'<line class="tick" x1="{px(t):.1f}" x2="{px(t):.1f}" y1="{bottom}" y2="{bottom + 5}"/>'
-            f'<text x="{px(t):.1f}" y="{bottom + 18}" text-anchor="middle">{tick_label(t)}</text>'
+            f'<line class="tick" x1="{x:.1f}" x2="{x:.1f}" y1="{bottom}" y2="{bottom + 5}"/>'
+            f'<text x="{x:.1f}" y="{bottom + 18}" text-anchor="middle">{tick_label(t)}</text>'
         )
     parts.append(
         f'<line class="axis" x1="{_LEFT}" x2="{_W - _RIGHT}" y1="{bottom}" y2="{bottom}"/>'

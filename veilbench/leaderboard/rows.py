@@ -21,6 +21,7 @@ from veilbench.results import ProtectorResults, ResultsDocument
 
 SUBSET = "held_out"  # never seen while crafting: the photos a protection must generalise to
 FAR = "1e-3"
+NO_ATTACKER = "no attacker's model: every target crafted these photos (white-box)"
 
 
 @dataclass
@@ -104,11 +105,12 @@ def worst_case(sets: list[Where]) -> Threat | None:
     """The threat with the highest re-identification rate (the first one on a tie, so the
     plain protected photos win a tie with an attack that did no better)."""
     worst: Threat | None = None
+    highest = -1.0
     for w in sets:
         for threat in threats(w):
             value = rate_value(threat.rate)
-            if value is not None and (worst is None or value > rate_value(worst.rate)):  # type: ignore[operator]
-                worst = threat
+            if value is not None and value > highest:
+                worst, highest = threat, value
     return worst
 
 
@@ -242,8 +244,8 @@ def read_row(
         config=dict(results.config),
         source=source,
         attackers=attacker_figures(sets),
-        worst=rate_figure(worst.rate, worst.label) if worst else Figure.missing("no attacker"),
-        worst_by=worst.label if worst else "no attacker's model (every target crafted)",
+        worst=rate_figure(worst.rate, worst.label) if worst else Figure.missing(NO_ATTACKER),
+        worst_by=worst.label if worst else "",
         worst_kind=worst.kind if worst else "",
         figures=figures,
         threats=threat_status(sets, info.traits.threats, plugins),

@@ -55,6 +55,8 @@ class Adversaries:
     #: identity -> label -> thumbnail: the original, a protected photo (a different photo
     #: unless secret_samples) and each adversary's reconstruction of the original.
     samples: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: adversary -> why it was not run against this protector (its threat does not apply)
+    skipped: dict[str, str] = field(default_factory=dict)
 
 
 def best_adversary(record: Adversaries | None, where: Where) -> AdversaryResult | None:
@@ -100,6 +102,21 @@ class AdversaryMeasurement(Measurement):
 
         if not ctx.adversaries:
             return None
+        from veilbench.protectors.contract import traits
+
+        # Each adversary attacks one threat (its registration's ``applies_to``); a protector
+        # declares the threats that apply to it: the veil's algebra is no attack on a blur.
+        threats = traits(ctx.protector).threats
+        chosen, skipped = [], {}
+        for entry in ctx.adversaries:
+            kind = str(entry.metadata.get("applies_to", "reused_perturbation"))
+            if kind in threats:
+                chosen.append(entry)
+            else:
+                declared = ", ".join(threats) or "none"
+                skipped[entry.name] = f"attacks {kind!r}; {ctx.protector_name} declares {declared}"
+        if not chosen:
+            return Adversaries(skipped=skipped)
         config, models = ctx.config, ctx.models
         # The attacker's own models: those that did not craft these photos (black-box).
         attacker = [m for n, m in models.items() if n not in ctx.members] or [
@@ -112,13 +129,13 @@ class AdversaryMeasurement(Measurement):
             ctx.targets,
             ctx.data,
             ctx.protected,
-            ctx.adversaries,
+            chosen,
             public,
             ks=config.adversary_ks(),
             samples=config.samples,
             sample_secrets=config.secret_samples,
         )
-        return Adversaries(results, samples)
+        return Adversaries(results, samples, skipped)
 
     def values(self, record: Adversaries, where: Where) -> list[MetricValue]:
         out = []
@@ -157,7 +174,12 @@ class AdversaryMeasurement(Measurement):
                 }
                 for identity, images in record.samples.items()
             ]
-        return {"targets": run.targets, "rows": rows, "grid": grid}
+        skipped = [
+            {"surrogate": w.key, "adversary": name, "reason": reason}
+            for w in sets
+            for name, reason in (w.records.get(self.name) or Adversaries()).skipped.items()
+        ]
+        return {"targets": run.targets, "rows": rows, "grid": grid, "skipped": skipped}
 
     def upgrade(self, old: dict[str, Any], doc: dict[str, Any]) -> Any:
         if not old.get("adversaries") and not old.get("adversary_samples"):
