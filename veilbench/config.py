@@ -262,7 +262,11 @@ def build_config(file_values: dict[str, Any], flags: dict[str, Any]) -> RunConfi
     config.protocol.seed = config.seed
     config.explicit = frozenset(
         {"protocol." + k.split(".", 1)[1] if k.startswith("protocol.") else k for k in merged}
-        | {f"protector.{k}" for k in merged.get("protector_params", {})}
+        | {
+            f"protector.{k}.{sub}" if isinstance(v, dict) else f"protector.{k}"  # [protector.x]
+            for k, v in merged.get("protector_params", {}).items()
+            for sub in (v if isinstance(v, dict) else [None])
+        }
     )
     config.adversary_ks()  # a bad list fails here, before any work
     if config.robustness_on not in ("held_out", "craft"):

@@ -60,6 +60,17 @@ def _scalar(text: str) -> Any:
         return text
 
 
+def flatten(params: Mapping[str, Any]) -> dict[str, Any]:
+    """A config file's ``[protector.pixelate]`` table as ``pixelate.block`` keys."""
+    out: dict[str, Any] = {}
+    for key, value in params.items():
+        if isinstance(value, Mapping):
+            out.update({f"{key}.{k}": v for k, v in value.items()})
+        else:
+            out[key] = value
+    return out
+
+
 def _own_params(entry: Entry, params: Mapping[str, Any], several: bool) -> dict[str, Any]:
     """The parameters meant for ``entry``: ``entry.key``, and plain keys when it runs alone."""
     own = {k.split(".", 1)[1]: v for k, v in params.items() if k.startswith(entry.name + ".")}
@@ -88,6 +99,7 @@ def protector_variants(
     """
     entries = select_protectors(spec, registry)
     several = len(entries) > 1
+    params = flatten(params)
     names = {e.name for e in entries}
     stray = sorted(k for k in params if "." in k and k.split(".", 1)[0] not in names)
     if stray:
