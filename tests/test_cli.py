@@ -114,3 +114,28 @@ def test_list_protectors_json_shows_each_protectors_declared_traits(cli):
     assert traits["veil"]["threats"] == ["reused_perturbation", "purification"]
     assert traits["face_blur"]["promise"] == "concealment"
     assert traits["pgd"]["promise"] == "cloak" and traits["pgd"]["utility"] == "lpips"
+
+
+def test_every_real_builtin_model_carries_its_measured_lfw_accuracy():
+    """A real model's card shows what veilbench measured beside what its authors published; a
+    gap over one point is a bug to find, so each one open is named here (docs/models.md)."""
+    from veilbench.models import cards
+
+    still_short = {"mobileface_v2"}  # 98.11% vs 99.65%: MTCNN vs YuNet landmarks suspected
+    for make in (
+        cards.sface_card,
+        cards.facenet_card,
+        cards.dlib_resnet_card,
+        cards.mobilefacenet_casia_card,
+        cards.mobileface_v2_card,
+    ):
+        card = make()
+        assert (
+            card.pretrained
+            and card.lfw
+            and card.lfw["command"].startswith("VEILBENCH")
+            or (card.lfw["command"].startswith("veilbench verify"))
+        ), card.name
+        published = card.lfw["published"]
+        if published is not None and card.name not in still_short:
+            assert card.lfw["accuracy"] >= published - 0.01, card.name
