@@ -8,7 +8,11 @@ from veilbench.plugins import get_plugins
 
 
 @click.command("run")
-@click.option("--protector", default=None, help="Protector name (see `veilbench list protectors`).")
+@click.option(
+    "--protector",
+    default=None,
+    help="Protector(s): a name, a,b,c or all (see `veilbench list protectors`).",
+)
 @click.option("--models", default=None, help="all | a,b | wildcards | -exclusions.")
 @click.option("--surrogates", default=None, help="Also craft one ensemble veil against a,b,c.")
 @click.option(
@@ -66,7 +70,13 @@ from veilbench.plugins import get_plugins
     type=click.IntRange(min=0),
     help="Cap the gallery's distractors.",
 )
-@click.option("--param", "params", multiple=True, help="Protector hyper-parameter key=value.")
+@click.option(
+    "--param",
+    "params",
+    multiple=True,
+    help="Protector setting key=value; NAME.key=v with several protectors; "
+    "a comma list sweeps (block=4,8,16).",
+)
 @click.option(
     "--checkpoint",
     "checkpoints",
