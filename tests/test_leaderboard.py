@@ -22,7 +22,7 @@ from veilbench.leaderboard import (
     render_markdown,
 )
 from veilbench.leaderboard.frontier import Panel, Point, dominates, frontier_svg, pareto_front
-from veilbench.measurements.adversaries import AdversaryResult, Adversaries, ReidCell
+from veilbench.measurements.adversaries import Adversaries, AdversaryResult, ReidCell
 from veilbench.measurements.cost import CraftTiming
 from veilbench.measurements.image_quality import ImageMetrics
 from veilbench.measurements.msr import MsrCell
@@ -165,7 +165,9 @@ def test_worst_case_is_the_highest_black_box_rate_of_any_threat():
         {
             "veil": protected(0.1),
             "veil[purified]": protected(0.1, robustness={"jpeg": jpeg}),
-            "veil[attacked]": protected(0.1, adversaries=Adversaries([average])),
+            "veil[attacked]": protected(
+                0.1, adversaries=Adversaries([average], skipped={"parrot": "attacks 'parrot'"})
+            ),
         }
     )
     rows = {r.variant: r for r in board_of(doc).groups[0].rows}
@@ -181,6 +183,7 @@ def test_worst_case_is_the_highest_black_box_rate_of_any_threat():
     threats = {t["threat"]: t for t in rows["veil"].threats}
     assert threats["purification"]["run"] is False
     assert threats["reused_perturbation"]["run"] is False
+    assert rows["veil"].skipped == []
     ran = {t["threat"]: t for t in rows["veil[attacked]"].threats}
     assert ran["reused_perturbation"] == {
         "threat": "reused_perturbation",
@@ -188,6 +191,8 @@ def test_worst_case_is_the_highest_black_box_rate_of_any_threat():
         "run": True,
         "what": "average",
     }
+    assert rows["veil[attacked]"].skipped == ["parrot: attacks 'parrot'"]
+    assert "Adversaries not run against it" in render_leaderboard_html(board_of(doc))
 
 
 def test_only_white_box_targets_means_no_worst_case_and_last_place():
@@ -263,6 +268,11 @@ def test_documents_from_other_data_are_ranked_apart_with_the_reason():
     assert differences(group_key(lfw1), group_key(lfw2)) == []
 
 
+def test_the_same_variant_in_two_files_names_each_run():
+    board = board_of(document({"veil": protected(0.1)}), document({"veil": protected(0.2)}))
+    assert [r.label for r in board.groups[0].rows] == ["veil (run0)", "veil (run1)"]
+
+
 # HTML and Markdown --------------------------------------------------------------------------
 
 
@@ -322,7 +332,8 @@ def markdown_tables(text: str) -> list[list[dict[str, str]]]:
             for body in lines[i + 2 :]:
                 if not body.startswith("|"):
                     break
-                rows.append(dict(zip(head, [c.strip() for c in body.strip("|").split(" | ")])))
+                cells = [c.strip() for c in body.strip("|").split(" | ")]
+                rows.append(dict(zip(head, cells, strict=True)))
             tables.append(rows)
     return tables
 

@@ -90,7 +90,9 @@ def register_protectors(register: Register) -> None:
     strings). What a protector is (per-image, keeps a secret, can be undone) is declared on the
     protector class only, never in metadata. Metadata: ``config`` (its hyper-parameter
     dataclass or ``"module:Class"``, so ``veilbench run`` checks ``--param`` keys and types
-    before any work; without it the factory is called to check them), ``description``.
+    before any work; without it the factory is called to check them), ``description``,
+    ``demo`` (True for a demonstration or plumbing protector: ``--protector all`` and
+    leaderboards leave it out unless it is named).
 
     Example::
 

@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from veilbench.leaderboard.figures import Figure
 from veilbench.leaderboard.frontier import Panel, panels
 from veilbench.leaderboard.rows import Row, read_row
+from veilbench.leaderboard.table import TEXT, Cell, Column, table
 from veilbench.measurements import registered
 from veilbench.measurements.contract import Measurement
 from veilbench.plugins import Plugins, get_plugins
@@ -28,46 +28,6 @@ from veilbench.report import environment
 from veilbench.results import ResultsDocument
 
 TEMPLATES = Path(__file__).with_name("templates")
-TEXT = ("protector", "promise", "threats")  # columns sorted and aligned as text
-
-
-@dataclass(frozen=True)
-class Column:
-    """A main-table column; ``markdown`` columns are in the Markdown table too."""
-
-    key: str
-    heading: str
-    title: str = ""
-    markdown: bool = True
-
-
-#: The figure columns after the per-attacker ones (keys of ``Row.figures``).
-FIGURE_COLUMNS = (
-    Column("blackbox", "black-box rank-1 (mean)", "mean over attacker models, held-out photos"),
-    Column("tar_black", "TAR@1e-3 black-box", "attacker verifies the person 1:1; PSR = 1 - TAR"),
-    Column("ssim", "SSIM", "protected vs original (visual cost)"),
-    Column("lpips", "LPIPS", "protected vs original (visual cost)"),
-    Column("psnr", "PSNR (dB)", "protected vs original (visual cost)"),
-    Column("service_msr", "service MSR (white-box)", "utility white_box_tar only"),
-    Column("service_tar", "service TAR@1e-3 (white-box)", "utility white_box_tar only"),
-    Column("recovered_ssim", "recovered SSIM", "recoverable protectors only"),
-    Column("recovered_psnr", "recovered PSNR (dB)", "recoverable protectors only"),
-    Column("cost_photo", "cost / photo", "crafting seconds per photo"),
-    Column("cost_person", "cost / person", "crafting seconds per person", markdown=False),
-)
-
-
-@dataclass
-class Cell:
-    """One cell as both tables print it; ``sort`` is the browser's sort key."""
-
-    key: str
-    text: str
-    sort: float | str | None
-    title: str = ""
-    by: str = ""  # the worst case's attack
-    wide: bool = False
-    numeric: bool = True
 
 
 @dataclass
@@ -112,8 +72,15 @@ def group_key(doc: ResultsDocument) -> dict[str, Any]:
 
 def differences(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
     """How group key ``b`` differs from ``a``, in words."""
+
+    def shown(key: str, value: Any) -> str:  # a fingerprint's first 12 hex digits say enough
+        text = "not recorded" if value is None else str(value)
+        return text[:12] if key == "fingerprint" else text
+
     out = [
-        f"{k} {b[k]} (not {a[k]})" for k in ("dataset", "fingerprint", "alignment") if a[k] != b[k]
+        f"{k} {shown(k, b[k])} (not {shown(k, a[k])})"
+        for k in ("dataset", "fingerprint", "alignment")
+        if a[k] != b[k]
     ]
     pa, pb = a["protocol"], b["protocol"]
     out += [
@@ -133,39 +100,6 @@ def rank_key(row: Row) -> tuple[Any, ...]:
     return (worst is None, worst or 0.0, score is None, -(score or 0.0), row.label)
 
 
-def _figure_cell(key: str, f: Figure, by: str = "") -> Cell:
-    return Cell(key, f.text, f.value, f.title, by, f.wide)
-
-
-def table(rows: Sequence[Row], attackers: Sequence[str]) -> tuple[list[Column], list[list[Cell]]]:
-    """The main table's columns and cells (the HTML and the Markdown print the same texts)."""
-    columns = [
-        Column("rank", "#", "rank by worst-case privacy, then utility"),
-        Column("protector", "protector", "the variant's name in the results file"),
-        Column("promise", "promise", "what it promises (its frontier panel)"),
-        Column("worst", "worst-case re-id", "highest black-box re-identification of any threat"),
-        *(Column(f"attacker:{t}", f"rank-1 · {t}", "held-out", markdown=False) for t in attackers),
-        *FIGURE_COLUMNS,
-        Column("threats", "threat models", "declared by the protector / run", markdown=False),
-    ]
-    cells = []
-    for i, row in enumerate(rows, 1):
-        missing = Figure.missing(f"{row.label} was not attacked by this model")
-        threats = "; ".join(f"{t['threat']}: {t['what']}" for t in row.threats) or "none declared"
-        cells.append(
-            [
-                Cell("rank", str(i), i),
-                Cell("protector", row.label, row.label, row.info.description, numeric=False),
-                Cell("promise", row.promise, row.promise, numeric=False),
-                _figure_cell("worst", row.worst, row.worst_by),
-                *(_figure_cell(f"attacker:{t}", row.attackers.get(t, missing)) for t in attackers),
-                *(_figure_cell(c.key, row.figures[c.key]) for c in FIGURE_COLUMNS),
-                Cell("threats", threats, threats, numeric=False),
-            ]
-        )
-    return columns, cells
-
-
 def _facts(docs: Sequence[ResultsDocument]) -> str:
     """The dataset, the models and the people / photos of a group (equal split: any doc)."""
     doc = docs[0]
@@ -179,14 +113,22 @@ def _facts(docs: Sequence[ResultsDocument]) -> str:
     return f"Dataset: {name}{fp}; models: {', '.join(models) or 'none recorded'}; {people}"
 
 
+def _short(source: str) -> str:
+    """A run's folder name for ``.../run/results.json``, else the file's name."""
+    path = Path(source)
+    return path.parent.name if path.name == "results.json" and path.parent.name else path.name
+
+
 def _label_duplicates(rows: list[Row]) -> None:
-    """Two files holding the same variant name: each row says which file it is from."""
-    seen: dict[str, int] = {}
-    for row in rows:
-        seen[row.variant] = seen.get(row.variant, 0) + 1
-    for row in rows:
-        if seen[row.variant] > 1:
-            row.label = f"{row.variant} ({row.source})"
+    """Two files holding the same variant name: each row says which file it is from (its
+    folder's name, or its whole path when the folder names collide too)."""
+    for variant in {r.variant for r in rows}:
+        same = [r for r in rows if r.variant == variant]
+        if len(same) > 1:
+            shorts = [_short(r.source) for r in same]
+            unique = len(set(shorts)) == len(shorts)
+            for row, short in zip(same, shorts, strict=True):
+                row.label = f"{variant} ({short if unique else row.source})"
 
 
 def _group(
@@ -274,7 +216,7 @@ def _md(text: str) -> str:
 def render_markdown(board: Leaderboard) -> str:
     """The main tables as Markdown, cell for cell the texts of the HTML tables."""
     lines = ["# veilbench leaderboard", ""]
-    lines += [f"> {note}" for note in board.notes] + ([""] if board.notes else [])
+    lines += [f"- {note}" for note in board.notes] + ([""] if board.notes else [])
     for g in board.groups:
         keep = [i for i, c in enumerate(g.columns) if c.markdown]
         lines += [f"## {_md(g.heading)}", "", _md(g.facts) + ".", ""]
@@ -282,7 +224,7 @@ def render_markdown(board: Leaderboard) -> str:
             lines += [_md(g.reason), ""]
         lines.append("| " + " | ".join(_md(g.columns[i].heading) for i in keep) + " |")
         lines.append(
-            "|" + "|".join("---:" if g.columns[i].key != "protector" else "---" for i in keep) + "|"
+            "|" + "|".join("---" if g.columns[i].key in TEXT else "---:" for i in keep) + "|"
         )
         for row, cells in zip(g.rows, g.cells, strict=True):
             texts = [

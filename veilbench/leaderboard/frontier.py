@@ -97,7 +97,8 @@ def panel(promise: str, rows: Sequence[Row]) -> Panel:
 
 
 def panels(rows: Sequence[Row]) -> list[Panel]:
-    """One panel per promise the rows declare (cloak first); other promises have no axis."""
+    """One panel per promise the rows declare (cloak first); a promise other than the two
+    known ones (a plugin's) is drawn against the service's utility, like a concealment."""
     promises = sorted({r.promise for r in rows}, key=lambda p: (p not in PROMISE_ORDER, p))
     return [panel(p, [r for r in rows if r.promise == p]) for p in promises]
 

@@ -10,6 +10,7 @@ from veilbench.lazy import resolve
 from veilbench.measurements.contract import Where
 from veilbench.plugins import Plugins
 from veilbench.protectors.contract import Traits, traits
+from veilbench.protectors.variants import is_demo
 from veilbench.registry import Entry
 
 #: The threat an adversary belongs to when its registration does not say (``applies_to``).
@@ -34,16 +35,6 @@ def registry_name(variant: str) -> str:
     return variant.split("[", 1)[0].strip()
 
 
-def is_demo(entry: Entry, plugins: Plugins) -> bool:
-    """A demo / plumbing protector: its registration says ``demo``, or (protectors have no
-    such marker today) a non-built-in plugin describes it as "(example)"."""
-    if "demo" in entry.metadata:
-        return bool(entry.metadata["demo"])
-    info = plugins.info.get(entry.plugin)
-    builtin = bool(info and info.builtin)
-    return not builtin and "(example)" in str(entry.metadata.get("description", ""))
-
-
 def _traits(entry: Entry) -> tuple[Traits, str]:
     """The traits its class declares; a factory function is called (constructors are cheap
     by contract) to ask the instance."""
@@ -64,7 +55,7 @@ def protector_info(variant: str, recorded: str, plugins: Plugins) -> ProtectorIn
             return ProtectorInfo(
                 name=name,
                 traits=declared,
-                demo=is_demo(entry, plugins),
+                demo=is_demo(entry),
                 description=str(entry.metadata.get("description", "")),
                 plugin=entry.plugin,
                 note=note,
@@ -112,3 +103,11 @@ def threat_status(
         if t not in declared
     ]
     return rows
+
+
+def skipped_adversaries(sets: list[Where]) -> list[str]:
+    """Adversaries the run chose but did not point at this protector, with why."""
+    found: dict[str, str] = {}
+    for w in sets:
+        found.update(getattr(w.records.get("adversaries"), "skipped", None) or {})
+    return [f"{name}: {why}" for name, why in found.items()]

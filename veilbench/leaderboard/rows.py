@@ -12,11 +12,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from veilbench.leaderboard.figures import Figure, mean_figure, number_figure, rate_figure, seconds
-from veilbench.leaderboard.protectors import ProtectorInfo, protector_info, threat_status
+from veilbench.leaderboard.protectors import (
+    ProtectorInfo,
+    protector_info,
+    skipped_adversaries,
+    threat_status,
+)
 from veilbench.measurements.charts import safe_uri
 from veilbench.measurements.contract import Where
 from veilbench.measurements.records import Rate, mean, rate_value
 from veilbench.plugins import Plugins
+from veilbench.report import fmt
 from veilbench.results import ProtectorResults, ResultsDocument
 
 SUBSET = "held_out"  # never seen while crafting: the photos a protection must generalise to
@@ -54,10 +60,11 @@ class Row:
     worst: Figure
     worst_by: str  # which threat gave the worst case
     worst_kind: str
-    figures: dict[str, Figure]  # column key -> figure (see leaderboard.COLUMNS)
+    figures: dict[str, Figure]  # column key -> figure (see table.FIGURE_COLUMNS)
     threats: list[dict[str, Any]]  # threat -> run / not run, declared or not
     samples: list[dict[str, Any]] = field(default_factory=list)
     samples_note: str = ""
+    skipped: list[str] = field(default_factory=list)  # adversaries not run against it, and why
 
     @property
     def promise(self) -> str:
@@ -150,7 +157,7 @@ def attacker_figures(sets: list[Where]) -> dict[str, Figure]:
             if held is None or (value or 0.0) > (rate_value(held[0]) or 0.0):
                 best[t] = (cell.rank1_protected, cell.msr, w.key)
     return {
-        t: rate_figure(rank1, f"crafted on {key}; MSR {rate_value(msr) or 0:.2f}")
+        t: rate_figure(rank1, f"crafted on {key}; MSR {fmt(rate_value(msr), 2)}")
         for t, (rank1, msr, key) in best.items()
     }
 
@@ -251,4 +258,5 @@ def read_row(
         threats=threat_status(sets, info.traits.threats, plugins),
         samples=shown,
         samples_note=note,
+        skipped=skipped_adversaries(sets),
     )

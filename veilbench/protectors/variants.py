@@ -4,7 +4,7 @@
 protector (``--param pixelate.block=8``). A comma list of values (``pixelate.block=4,8,16``,
 or a TOML list in a config file) sweeps that setting: one *variant* per value, named
 ``pixelate[block=8]``, so one run can draw a protector's privacy-utility curve. ``all`` leaves
-out demonstration protectors (a description ending "(example)") unless they are named.
+out demonstration protectors (registered with ``demo=True``) unless they are named.
 """
 
 from __future__ import annotations
@@ -33,7 +33,10 @@ class Variant:
 
 
 def is_demo(entry: Entry) -> bool:
-    """A demonstration or plumbing protector: ``all`` runs it only when it is named."""
+    """A demonstration or plumbing protector (``all`` runs it only when it is named): its
+    registration says ``demo=True``, or (older plugins) its description ends "(example)"."""
+    if "demo" in entry.metadata:
+        return bool(entry.metadata["demo"])
     return str(entry.metadata.get("description", "")).rstrip().endswith("(example)")
 
 

@@ -31,12 +31,14 @@ def register_protectors(register):
         factory("veilbench_example.parts:GreyVeil"),
         config="veilbench_example.parts:GreyConfig",
         description="flat grey veil (example)",
+        demo=True,
     )
     register(
         "example_blur",
         factory("veilbench_example.parts:Blur"),
         config="veilbench_example.parts:BlurConfig",
         description="heavy Gaussian blur: no secret, cannot be undone (example)",
+        demo=True,
     )
 
 
