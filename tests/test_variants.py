@@ -91,3 +91,17 @@ def test_each_protector_meets_the_adversaries_its_threats_name(tiny_plugins, tmp
     assert {a.adversary for a in blur.results} == {"parrot"} and "average" in blur.skipped
     assert all(c.rank1.photos > 0 for a in blur.results for c in a.reid.values())
     assert 'id="adversaries-not-run"' in (out / "report.html").read_text()
+
+
+def test_pool_protectors_get_a_pool_of_people_outside_the_split(tiny_plugins, tmp_path):
+    """k-same and the targeted cloaks draw on a public pool: with no folder named, the run
+    reserves one from its dataset's people who have no photo in the split."""
+    out = tmp_path / "pool"
+    args = ["--protector", "ksame,tipim", "--param", "tipim.iterations=1", "--adversaries", ""]
+    run_cli([*ARGS, *args, "--out", str(out)])
+    doc = read_results(out / "results.json")
+    assert not [p for p in doc.problems if p.get("stage") in ("craft", "protect")], doc.problems
+    for name in ("ksame", "tipim"):
+        sets = doc.results.protectors[name].surrogates
+        assert set(sets) == {"tiny_random_a", "tiny_random_b"}, name
+        assert all("msr" in s.measurements for s in sets.values()), name

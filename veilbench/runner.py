@@ -40,6 +40,7 @@ from veilbench.models.base import FaceSpace
 from veilbench.models.loading import load_models
 from veilbench.plugins import get_plugins
 from veilbench.protectors.apply import craft_and_protect
+from veilbench.protectors.pool import reserve_pools
 from veilbench.protectors.variants import protector_variants
 from veilbench.results import (
     ResultsDocument,
@@ -102,6 +103,7 @@ def run(
     executor = get_executor(config.executor, config.ray_address, config.device)
     try:
         data, targets = _prepare(config, resolved, doc, models, (space, device, executor), t0, log)
+        reserve_pools(protectors.values(), resolved.dataset, data.split, space, log)
         stage = _Stage(
             config=config,
             context=Context(
@@ -154,7 +156,20 @@ def _protect_all(
             veils=out / "veils" / (_folder(name) if several else ""),
         )
         for members in sets:
-            _protect_and_evaluate(own, doc, members, data)
+            try:
+                _protect_and_evaluate(own, doc, members, data)
+            except DataError as exc:  # with several protectors one failing loses only itself
+                if not several:
+                    raise
+                stage.context.log(f"protector {name} failed with {'+'.join(members)}: {exc}")
+                doc.problems.append(
+                    {
+                        "stage": "protect",
+                        "protector": name,
+                        "surrogates": "+".join(members),
+                        "reason": str(exc),
+                    }
+                )
         if several:
             doc.timings["total_s"] = time.perf_counter() - t_start
             write_json_atomic(out / "results.json", doc)

@@ -11,8 +11,10 @@ like any dataset) or the identities of a run's dataset with no photo in its spli
 from __future__ import annotations
 
 import random
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -162,3 +164,33 @@ def pick_model(models: list[FaceModel], name: str) -> FaceModel:
     raise ConfigError(
         f"model {name!r} is not among the crafting models ({', '.join(m.name for m in models)})"
     )
+
+
+def reserve_pools(
+    protectors: Iterable[Any],
+    dataset: FaceDataset,
+    split: Split,
+    space: FaceSpace,
+    log: Callable[[str], None] = lambda message: None,
+) -> None:
+    """Give each protector that draws on a public pool but names no folder (``pool`` unset)
+    a pool of the run's own dataset: people with no photo anywhere in the split, so no pool
+    face is a probe or sits in the evaluation gallery. One pool per setting, shared."""
+    unused = unused_identities(dataset, split)
+    pools: dict[tuple[int, int], PublicPool] = {}
+    for protector in protectors:
+        cfg = getattr(protector, "config", None)
+        if getattr(protector, "pool", "") is not None or not isinstance(cfg, PoolConfig):
+            continue  # no pool drawn on, or one given already
+        if cfg.pool:
+            continue  # the user named a folder
+        key = (cfg.pool_photos, cfg.pool_seed)
+        if key not in pools:
+            pools[key] = load_pool(
+                dataset, space, identities=unused, max_photos=cfg.pool_photos, seed=cfg.pool_seed
+            )
+            log(
+                f"public pool: {len(pools[key])} photos of {len(set(pools[key].identities))} "
+                f"people outside the split (of {len(unused)} unused)"
+            )
+        protector.pool = pools[key]
