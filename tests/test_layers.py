@@ -32,7 +32,7 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("measurements", {"measurements", "evaluation", "verification"}),
     ("results", {"results"}),
     ("runner and executors", {"runner", "executors", "config", "validation"}),
-    ("report and compare", {"report", "compare"}),
+    ("report and compare", {"report", "compare", "leaderboard"}),
     ("commands", {"commands", "testing", "plugin_docs"}),
 ]  # fmt: skip
 
