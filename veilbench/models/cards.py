@@ -18,6 +18,12 @@ from veilbench.weights import (
     SFACE,
 )
 
+
+def _weights(*files: Any) -> list[dict[str, Any]]:
+    """The card's record of its weight files: name, sha256 and where they come from."""
+    return [{"name": w.name, "sha256": w.sha256, "sources": w.describe_sources()} for w in files]
+
+
 #: The command behind the three registry-package models' measured LFW figures.
 VERIFY_LFW_DEV = (
     "veilbench verify --models sface,facenet,dlib_resnet --dataset ../shared/data/lfw-dev "
@@ -61,7 +67,7 @@ def sface_card() -> ModelCard:
         paper="Zhong et al., SFace: Sigmoid-Constrained Hypersphere Loss for Robust Face "
         "Recognition, IEEE TIP 2021",
         pretrained=True,
-        weights=[{"name": SFACE.name, "sha256": SFACE.sha256, "sources": SFACE.describe_sources()}],
+        weights=_weights(SFACE),
         lfw=SFACE_LFW,
     )
 
@@ -122,13 +128,7 @@ def facenet_card() -> ModelCard:
         paper="Schroff et al., FaceNet: A Unified Embedding for Face Recognition and "
         "Clustering, CVPR 2015",
         pretrained=True,
-        weights=[
-            {
-                "name": FACENET_KERAS.name,
-                "sha256": FACENET_KERAS.sha256,
-                "sources": FACENET_KERAS.describe_sources(),
-            }
-        ],
+        weights=_weights(FACENET_KERAS),
         lfw=FACENET_LFW,
     )
 
@@ -181,13 +181,7 @@ def dlib_resnet_card() -> ModelCard:
         source="http://dlib.net/files/dlib_face_recognition_resnet_model_v1.dat.bz2",
         paper="http://blog.dlib.net/2017/02/high-quality-face-recognition-with-deep.html",
         pretrained=True,
-        weights=[
-            {
-                "name": DLIB_RESNET.name,
-                "sha256": DLIB_RESNET.sha256,
-                "sources": DLIB_RESNET.describe_sources(),
-            }
-        ],
+        weights=_weights(DLIB_RESNET),
         lfw=DLIB_LFW,
     )
 
@@ -227,7 +221,7 @@ def mobilefacenet_casia_card() -> ModelCard:
         paper="Chen et al., MobileFaceNets: Efficient CNNs for Accurate Real-Time Face "
         "Verification on Mobile Devices, CCBR 2018",
         pretrained=True,
-        weights=[{"name": w.name, "sha256": w.sha256, "sources": w.describe_sources()}],
+        weights=_weights(w),
         lfw=CASIA_LFW,
     )
 
@@ -268,8 +262,6 @@ def mobileface_v2_card() -> ModelCard:
         "MS1M-refine-v2 (reported LFW 99.653%)",
         paper="becauseofAI, MobileFace: a face recognition solution on mobile devices, 2018",
         pretrained=True,
-        weights=[
-            {"name": w.name, "sha256": w.sha256, "sources": w.describe_sources()} for w in files
-        ],
+        weights=_weights(*files),
         lfw=MOBILEFACE_LFW,
     )
