@@ -29,6 +29,7 @@ import math
 import os
 import time
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -310,6 +311,7 @@ class VeilLockedError(VeilFileError):
 _READ_ERRORS = (
     zipfile.BadZipFile,
     zipfile.LargeZipFile,
+    zlib.error,  # a deflated member whose bytes were damaged
     KeyError,
     ValueError,
     TypeError,
