@@ -549,3 +549,23 @@ def test_several_protectors_share_one_page() -> None:
     cells = heat_cells(parse(html), "held_out")
     assert ("veil:sface", "facenet") in cells and ("blur:sface", "facenet") in cells
     assert 'veilbench report: <span class="protector">veil, blur</span>' in html
+
+
+def test_rates_show_their_interval_and_counts_and_wide_ones_are_marked() -> None:
+    """`0.50 [0.09, 0.91]` beside a rate from 2 people, marked wide; the headline too."""
+    from tests.documents import results, surrogate_set
+    from veilbench.measurements.msr import MsrCell
+    from veilbench.measurements.records import rate_of
+
+    hits = [True] * 10 + [False] * 10
+    people = ["a"] * 10 + ["b"] * 10
+    r = rate_of(hits, people)
+    cell = {s: MsrCell(r, r, rate_of([True] * 20, people), 20) for s in ("craft", "held_out")}
+    doc = ResultsDocument(
+        results=results({"sface": surrogate_set("sface", msr={"sface": cell, "facenet": cell})})
+    )
+    page = render_html(doc)
+    low, high = r.interval.low, r.interval.high
+    assert f"[{low:.2f}, {high:.2f}]" in page and high - low > 0.3
+    assert 'class="ci wide"' in page
+    assert "interval wider than 0.3: a small sample" in page  # the headline says so
