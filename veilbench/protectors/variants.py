@@ -103,12 +103,13 @@ def protector_variants(
     entries = select_protectors(spec, registry)
     several = len(entries) > 1
     params = flatten(params)
-    names = {e.name for e in entries}
-    stray = sorted(k for k in params if "." in k and k.split(".", 1)[0] not in names)
+    # Settings for a protector this run does not craft are kept for another run (a config file
+    # may hold every protector's); a name no protector has is a typo.
+    known = set(registry.names())
+    stray = sorted(k for k in params if "." in k and k.split(".", 1)[0] not in known)
     if stray:
         raise ConfigError(
-            f"--param {stray[0]} names a protector this run does not craft "
-            f"({', '.join(sorted(names))})"
+            f"--param {stray[0]} names no protector (registered: {', '.join(sorted(known))})"
         )
     variants = []
     for entry in entries:
