@@ -35,10 +35,12 @@ def main() -> None:
     parser.add_argument("--identities", type=int, default=3)
     parser.add_argument("--models", default="sface,facenet,dlib_resnet")
     parser.add_argument("--iterations", type=int, default=None, help="steps of one cycle")
+    parser.add_argument("--max-distractors", type=int, default=None, help="gallery photos kept")
     args = parser.parse_args()
     steps = {} if args.iterations is None else {"iterations": args.iterations}
     config = RunConfig(dataset=args.dataset)
     config.protocol.identities = args.identities
+    config.protocol.max_distractors = args.max_distractors  # only the probes are crafted
     plugins = get_plugins()
     space = FaceSpace(config.template_size, config.margin)
     resolved = resolve_dataset(config.dataset, plugins.registries["datasets"], space)
