@@ -162,8 +162,66 @@ def test_save_png_round_trips_and_leaves_no_temp_file(tmp_path):
 
 
 def test_unknown_method_is_rejected():
-    with pytest.raises(DataError, match="yunet"):
-        FaceAligner(method="mtcnn")
+    with pytest.raises(DataError, match="yunet, mtcnn"):
+        FaceAligner(method="dlib")
+
+
+#: MTCNN on real LFW photos as facenet-pytorch 2.6.0's own ``MTCNN(keep_all=True).detect``
+#: gives it (computed once with that package, whose pins do not install beside today's torch):
+#: box (x0, y0, x1, y1), score and the 5 landmarks.
+MTCNN_REFERENCE = {
+    "AJ_Cook/AJ_Cook_0001.jpg": (
+        (86.231, 62.628, 180.102, 198.107), 0.99994,
+        ((104.31, 114.857), (148.281, 114.081), (117.684, 138.791), (105.167, 161.211),
+         (146.519, 161.788)),
+    ),
+    "Tiger_Woods/Tiger_Woods_0001.jpg": (
+        (71.895, 68.469, 172.253, 194.389), 0.99998,
+        ((104.444, 112.621), (148.294, 113.111), (127.943, 136.815), (105.247, 162.774),
+         (146.786, 161.479)),
+    ),
+    "Kofi_Annan/Kofi_Annan_0001.jpg": (
+        (77.563, 61.761, 169.033, 193.085), 0.99997,
+        ((102.571, 113.862), (147.381, 112.01), (126.272, 137.197), (107.073, 162.257),
+         (146.415, 161.06)),
+    ),
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def mtcnn_aligner() -> FaceAligner:
+    from veilbench.data import mtcnn
+
+    try:
+        mtcnn._networks()
+    except WeightsError as exc:
+        pytest.skip(f"MTCNN weights unavailable: {exc}")
+    return FaceAligner(method="mtcnn")
+
+
+@pytest.mark.parametrize("name", sorted(MTCNN_REFERENCE))
+def test_mtcnn_matches_facenet_pytorch_on_real_photos(mtcnn_aligner, lfw_dev, name):
+    box, score, points = MTCNN_REFERENCE[name]
+    faces = mtcnn_aligner.detect(load_rgb(lfw_dev / name))
+    assert len(faces) == 1
+    x, y, w, h = faces[0, :4]
+    np.testing.assert_allclose([x, y, x + w, y + h], box, atol=0.01)
+    np.testing.assert_allclose(faces[0, 4:14].reshape(5, 2), points, atol=0.01)
+    assert faces[0, 14] == pytest.approx(score, abs=1e-4)
+
+
+def test_mtcnn_aligns_onto_the_template_near_yunet(mtcnn_aligner, aligner, photo):
+    image = load_rgb(photo)
+    face = mtcnn_aligner.align(image)
+    assert face.method == "mtcnn" and face.n_faces == 1
+    moved = face.landmarks @ face.matrix[:, :2].T + face.matrix[:, 2]
+    assert np.abs(moved - _template(mtcnn_aligner.space)).mean() < 3.0
+    # The two detectors agree on where the face is, not on the exact points (a few px apart,
+    # which is why a model should be fed the landmarks it was trained with).
+    gap = np.linalg.norm(face.landmarks - aligner.align(image).landmarks, axis=1)
+    assert gap.max() < 10.0
+    with pytest.raises(DataError, match="MTCNN"):
+        mtcnn_aligner.align(np.full((200, 200, 3), 128, np.uint8))
 
 
 def test_aligner_is_safe_to_share_between_threads(aligner, lfw_dev):

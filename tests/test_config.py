@@ -63,3 +63,10 @@ def test_run_identities_alias(tmp_path):
     cfg.write_text("[run]\nidentities = 7\nmax_distractors = 100\n")
     config = build_config(load_config(cfg), {})
     assert config.protocol.identities == 7 and config.protocol.max_distractors == 100
+
+
+def test_alignment_is_checked_before_any_work(tmp_path):
+    assert build_config({"alignment": "mtcnn"}, {}).alignment == "mtcnn"
+    assert build_config({}, {}).alignment is None  # the dataset's own
+    with pytest.raises(ConfigError, match="yunet, mtcnn, center, none"):
+        build_config({"alignment": "dlib"}, {})

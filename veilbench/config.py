@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from veilbench.data.protocol import ProtocolConfig
+from veilbench.data.space import ALIGNMENTS
 from veilbench.errors import ConfigError
 
 DEFAULT_CONFIG_FILE = "veilbench.toml"
@@ -55,6 +56,8 @@ class RunConfig:
     # What to measure (see `veilbench list measurements`); "all": every one that applies.
     measurements: str = "all"
     dataset: str | None = None
+    # How photos become canonical crops (veilbench.data.space.ALIGNMENTS); None: the dataset's.
+    alignment: str | None = None
     out: str = "reports/latest"
     device: str = "auto"
     # Where crafting and evaluation shards run: local (this process) or ray (a Ray cluster).
@@ -269,6 +272,10 @@ def build_config(file_values: dict[str, Any], flags: dict[str, Any]) -> RunConfi
         }
     )
     config.adversary_ks()  # a bad list fails here, before any work
+    if config.alignment is not None and config.alignment not in ALIGNMENTS:
+        raise ConfigError(
+            f"alignment must be one of {', '.join(ALIGNMENTS)}, got {config.alignment!r}"
+        )
     if config.robustness_on not in ("held_out", "craft"):
         raise ConfigError("robustness_on must be 'held_out' or 'craft'")
     if config.executor not in ("local", "ray"):

@@ -72,6 +72,8 @@ def run(
     # Resolve: the dataset decides the profile, which decides the protectors' settings.
     t0 = time.perf_counter()
     resolved = resolve_dataset(config.dataset, plugins.registries["datasets"], space, log)
+    if config.alignment and not resolved.dataset.synthetic:
+        resolved.dataset.alignment = config.alignment
     profile = config.apply_profile(resolved.fallback)
     variants = protector_variants(
         config.protector,

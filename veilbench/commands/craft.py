@@ -19,6 +19,7 @@ from typing import Any
 import click
 
 from veilbench.commands.options import passphrase_file_option, read_passphrase, report_problems
+from veilbench.data.space import ALIGNMENTS
 from veilbench.errors import ConfigError, DataError
 from veilbench.passphrase import PASSPHRASE_ENV
 
@@ -50,7 +51,7 @@ from veilbench.passphrase import PASSPHRASE_ENV
 @click.option(
     "--alignment",
     default="yunet",
-    type=click.Choice(["yunet", "center", "none"]),
+    type=click.Choice(ALIGNMENTS),
     show_default=True,
 )
 @click.option(

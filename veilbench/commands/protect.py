@@ -15,6 +15,7 @@ from veilbench.commands.options import (
     passphrase_file_option,
     report_problems,
 )
+from veilbench.data.space import ALIGNMENTS
 
 
 @click.command("protect")
@@ -24,7 +25,7 @@ from veilbench.commands.options import (
 @click.option(
     "--alignment",
     default="yunet",
-    type=click.Choice(["yunet", "center", "none"]),
+    type=click.Choice(ALIGNMENTS),
     show_default=True,
     help="How photos reach the canonical crop.",
 )

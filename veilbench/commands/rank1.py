@@ -9,6 +9,8 @@ import json
 
 import click
 
+from veilbench.data.space import ALIGNMENTS
+
 
 @click.command("rank1")
 @click.option("--models", default="sface,facenet,dlib_resnet", show_default=True)
@@ -16,7 +18,7 @@ import click
 @click.option(
     "--alignment",
     default=None,
-    type=click.Choice(["yunet", "center", "none"]),
+    type=click.Choice(ALIGNMENTS),
     help="Override the dataset's alignment.",
 )
 @click.option("--min-images", default=20, show_default=True, type=click.IntRange(min=2))

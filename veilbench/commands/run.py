@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from veilbench.data.space import ALIGNMENTS
 from veilbench.plugins import get_plugins
 
 
@@ -38,6 +39,12 @@ from veilbench.plugins import get_plugins
 )
 @click.option(
     "--dataset", default=None, help="Dataset name or path (LFW folder/.tgz, image folder)."
+)
+@click.option(
+    "--alignment",
+    default=None,
+    type=click.Choice(ALIGNMENTS),
+    help="Override the dataset's alignment (mtcnn: the landmarks margin-loss models train on).",
 )
 @click.option("--out", default=None, type=click.Path(), help="Output folder [reports/latest].")
 @click.option(

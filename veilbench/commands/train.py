@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from veilbench.commands.options import FiniteFloat
+from veilbench.data.space import ALIGNMENTS
 from veilbench.models.architectures import ARCHITECTURES
 from veilbench.training.heads import HEADS
 
@@ -47,7 +48,7 @@ from veilbench.training.heads import HEADS
     "--alignment",
     default="yunet",
     show_default=True,
-    type=click.Choice(["yunet", "center", "none"]),
+    type=click.Choice(ALIGNMENTS),
     help="yunet: detect and align; center: LFW deep-funneled box; none: files are crops.",
 )
 @click.option("--teacher", default=None, help="Registered model to distil from.")

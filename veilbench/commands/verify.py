@@ -10,6 +10,8 @@ from pathlib import Path
 
 import click
 
+from veilbench.data.space import ALIGNMENTS
+
 
 def _pct(value: float | None) -> str:
     return "   n/a" if value is None else f"{100 * value:6.2f}"
@@ -49,7 +51,7 @@ def _summary(doc: dict) -> list[str]:
 @click.option(
     "--alignment",
     default=None,
-    type=click.Choice(["yunet", "center", "none"]),
+    type=click.Choice(ALIGNMENTS),
     help="Override the dataset's alignment.",
 )
 @click.option("--folds", default=None, type=click.IntRange(min=2), help="Use the first N folds.")

@@ -1,4 +1,7 @@
-"""Faces in, canonical crops out: YuNet landmarks + a similarity transform, or a fixed box.
+"""Faces in, canonical crops out: detector landmarks + a similarity transform, or a fixed box.
+
+Two detectors give the 5 points: YuNet (the default; OpenCV's, fast) and MTCNN
+(:mod:`veilbench.data.mtcnn`; the landmarks most margin-loss models were trained with).
 
 The canonical crop is :class:`~veilbench.models.base.FaceSpace`: the ArcFace 5-point template
 (insightface's ``norm_crop``) scaled to ``template_size`` with a ``margin`` around it.
@@ -29,6 +32,8 @@ from veilbench.weights import YUNET, resolve
 DEEP_FUNNELED_BOX: tuple[float, float, float, float] = (60.83, 50.85, 191.18, 181.2)
 DEEP_FUNNELED_SIZE = 250
 
+#: The landmark detectors ("center" needs none).
+DETECTORS: tuple[str, ...] = ("yunet", "mtcnn")
 #: Faces YuNet scores below this are not faces.
 SCORE_THRESHOLD = 0.7
 #: Photos larger than this (longest side) are shrunk for detection only; the crop is taken from
@@ -45,7 +50,7 @@ class AlignedFace:
     matrix: np.ndarray  # 2 x 3 similarity, photo pixels -> crop pixels
     score: float | None  # detector confidence; None when no detector ran ("center")
     n_faces: int  # faces found in the photo (1 assumed for "center")
-    method: str  # "yunet" or "center"
+    method: str  # "yunet", "mtcnn" or "center"
 
 
 def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
@@ -111,10 +116,11 @@ def center_crop(image_rgb: np.ndarray, space: FaceSpace | None = None) -> Aligne
 
 
 class FaceAligner:
-    """Align photos to the canonical crop, by YuNet landmarks (``"yunet"``) or a fixed box.
+    """Align photos to the canonical crop by YuNet (``"yunet"``) or MTCNN (``"mtcnn"``)
+    landmarks, or by a fixed box (``"center"``).
 
-    YuNet gives its 5 points as the subject's right eye, left eye, nose tip, right and left
-    mouth corners: in the image that is left-of-image eye first, the same order as
+    Both detectors give their 5 points as the subject's right eye, left eye, nose tip, right
+    and left mouth corners: in the image that is left-of-image eye first, the same order as
     insightface's ``ARCFACE_TEMPLATE_112``, so the points map onto the template one to one.
     """
 
@@ -124,8 +130,11 @@ class FaceAligner:
         method: str = "yunet",
         score_threshold: float = SCORE_THRESHOLD,
     ):
-        if method not in ("yunet", "center"):
-            raise DataError(f"unknown alignment method {method!r}; use 'yunet' or 'center'")
+        if method not in DETECTORS + ("center",):
+            raise DataError(
+                f"unknown alignment method {method!r}; use one of {', '.join(DETECTORS)} "
+                "or 'center'"
+            )
         self.space = space or FaceSpace()
         self.method = method
         self.score_threshold = score_threshold
@@ -149,17 +158,20 @@ class FaceAligner:
         _check_image(image_rgb)
         h, w = image_rgb.shape[:2]
         scale = min(1.0, DETECT_MAX_SIDE / max(h, w))
-        bgr = cv2.cvtColor(np.ascontiguousarray(image_rgb, dtype=np.uint8), cv2.COLOR_RGB2BGR)
+        rgb = np.ascontiguousarray(image_rgb, dtype=np.uint8)
         if scale < 1.0:
-            bgr = cv2.resize(
-                bgr, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA
+            rgb = cv2.resize(
+                rgb, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA
             )
-        det = self.detector()
-        det.setInputSize((bgr.shape[1], bgr.shape[0]))
-        _, faces = det.detect(bgr)
-        if faces is None:
-            return np.zeros((0, 15), np.float32)
-        faces = faces.copy()
+        if self.method == "mtcnn":
+            from veilbench.data import mtcnn  # imports torch: only when asked for
+
+            faces = mtcnn.detect(rgb)
+        else:
+            det = self.detector()
+            det.setInputSize((rgb.shape[1], rgb.shape[0]))
+            _, found = det.detect(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+            faces = np.zeros((0, 15), np.float32) if found is None else found.copy()
         faces[:, :14] /= scale
         return faces
 
@@ -169,15 +181,18 @@ class FaceAligner:
             return center_crop(image_rgb, self.space)
         faces = self.detect(image_rgb)
         if len(faces) == 0:
+            detector = (
+                f"YuNet, score >= {self.score_threshold}" if self.method == "yunet" else "MTCNN"
+            )
             raise DataError(
-                f"no face found (YuNet, score >= {self.score_threshold}); use a photo with a "
+                f"no face found ({detector}); use a photo with a "
                 "visible frontal face, or method='center' for photos that are already aligned"
             )
         face = faces[_main_face(faces, image_rgb.shape)]
         landmarks = face[4:14].reshape(5, 2).astype(np.float64)
         m = similarity_transform(landmarks, np.asarray(self.space.landmarks()))
         crop = warp(image_rgb, m, self.space.size)
-        return AlignedFace(crop, landmarks, m, float(face[14]), len(faces), "yunet")
+        return AlignedFace(crop, landmarks, m, float(face[14]), len(faces), self.method)
 
 
 def _main_face(faces: np.ndarray, shape: tuple[int, ...]) -> int:

@@ -20,6 +20,7 @@ import torch
 
 from veilbench.data.datasets import FaceDataset, image_folder, prepare
 from veilbench.data.protocol import Split
+from veilbench.data.space import ALIGNMENTS
 from veilbench.errors import ConfigError, DataError
 from veilbench.models.base import FaceModel, FaceSpace
 
@@ -106,7 +107,7 @@ class PoolConfig:
 
     #: A folder of ``<identity>/<image>`` photos of people outside the evaluation.
     pool: str = ""
-    #: How the pool's photos become canonical crops: "yunet", "center" or "none".
+    #: How the pool's photos become canonical crops (one of ``ALIGNMENTS``).
     pool_alignment: str = "yunet"
     #: Pool photos used at most (one per person first).
     pool_photos: int = 200
@@ -114,9 +115,10 @@ class PoolConfig:
     pool_seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.pool_alignment not in ("yunet", "center", "none"):
+        if self.pool_alignment not in ALIGNMENTS:
             raise ConfigError(
-                f'pool_alignment must be "yunet", "center" or "none", got {self.pool_alignment!r}'
+                f"pool_alignment must be one of {', '.join(ALIGNMENTS)}, "
+                f"got {self.pool_alignment!r}"
             )
         if self.pool_photos < 1:
             raise ConfigError(f"pool_photos must be >= 1, got {self.pool_photos}")

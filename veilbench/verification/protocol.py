@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
+from veilbench.data.align import DETECTORS
 from veilbench.data.datasets import FaceDataset, ImageRef, prepare
 from veilbench.evaluation.identification import EmbeddingCache
 from veilbench.models.base import FaceModel
@@ -98,7 +99,7 @@ def embed_photos(
     kept = list(prepared.refs)
     no_face = [p["file"] for p in prepared.problems]
     unusable: list[dict] = []
-    if prepared.problems and dataset.alignment == "yunet":
+    if prepared.problems and dataset.alignment in DETECTORS:
         retry = {p["file"] for p in prepared.problems}
         centre = prepare(
             replace(dataset, alignment="center"),
