@@ -39,7 +39,7 @@ def _model_state(entry) -> str:
     elif card is None or not card.real:
         lfw = "demo: not a face recogniser" if card is not None else "no card"
     elif card.lfw:
-        lfw = f"LFW {100 * card.lfw['accuracy']:.2f}%"
+        lfw = f"LFW {100 * card.lfw['accuracy']:.2f}% ({card.lfw.get('alignment', 'yunet')})"
     else:
         lfw = "LFW not measured"
     weights = entry.metadata.get("weights", [])

@@ -2,7 +2,7 @@
 trained and evaluated with (insightface's MS1M and LFW crops, CASIA-WebFace MobileFaceNets).
 
 A model is at home with the landmarks its training crops were aligned by: the same photos
-aligned by YuNet's points instead of MTCNN's cost MobileFace V2 0.9 point of LFW accuracy
+aligned by YuNet's points instead of MTCNN's cost MobileFace V2 0.7 point of LFW accuracy
 (docs/models.md). The three networks' weights are facenet-pytorch's (MIT), read out of its
 wheel on PyPI; the cascade (image pyramid, P-Net proposals, R-Net and O-Net refinement) is
 written here, with facenet-pytorch's default thresholds.
