@@ -265,6 +265,7 @@ def test_random_weight_run_cleans_only_its_own_temp_files_and_keeps_veils_privat
 
 
 def test_random_weight_run_interrupted_exits_130(tmp_path):
+    # A fixed schedule this long cannot end before the signal, however fast the machine.
     out = tmp_path / "out"
     config = tmp_path / "tiny.toml"
     config.write_text("[protocol]\nmin_images = 6\nn_craft = 3\nn_enrol = 2\nidentities = 2\n")
@@ -272,7 +273,7 @@ def test_random_weight_run_interrupted_exits_130(tmp_path):
     proc = subprocess.Popen(
         [sys.executable, _run_script(tmp_path), "--models", "tiny_random", "--dataset",
          "tiny_faces", "--config", config, "--out", out, "--protector", "veil", "--param",
-         "iterations=50", "--adversaries", "", "--quiet"],
+         "iterations=100000", "--param", "until=fixed", "--adversaries", "", "--quiet"],
         cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     deadline = time.monotonic() + 120

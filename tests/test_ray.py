@@ -58,6 +58,11 @@ def real_args(lfw_dev, out, executor):
         "iterations=8",  # the default schedule (converged, gap-balanced), shortened
         "--profile",
         "full",
+        # What the executors must agree on; adversaries and perception add minutes, not checks.
+        "--measurements",
+        "clean,msr,image_quality,convergence",
+        "--adversaries",
+        "",
         "--quiet",
         "--executor",
         executor,
