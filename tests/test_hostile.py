@@ -275,6 +275,9 @@ def test_random_weight_run_interrupted_exits_130(tmp_path):
          "tiny_faces", "--config", config, "--out", out, "--protector", "veil", "--param",
          "iterations=100000", "--param", "until=fixed", "--adversaries", "", "--quiet"],
         cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # As from a terminal: a shell's background job (CI's, say) starts with SIGINT ignored,
+        # and a child that inherits that never sees the signal.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
     deadline = time.monotonic() + 120
     while not (out / ".veilbench.lock").exists() and proc.poll() is None:
@@ -282,7 +285,10 @@ def test_random_weight_run_interrupted_exits_130(tmp_path):
         time.sleep(0.05)
     time.sleep(0.5)
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=120)
+    try:
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()  # never left running past a failure
     assert proc.returncode == 130, err
     assert err.strip().splitlines()[-1].startswith("Interrupted"), err
     assert "Traceback" not in err
