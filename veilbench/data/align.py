@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from veilbench.data.space import FaceSpace
+from veilbench.data.space import DETECTORS, FaceSpace
 from veilbench.errors import DataError
 from veilbench.weights import YUNET, resolve
 
@@ -32,8 +32,6 @@ from veilbench.weights import YUNET, resolve
 DEEP_FUNNELED_BOX: tuple[float, float, float, float] = (60.83, 50.85, 191.18, 181.2)
 DEEP_FUNNELED_SIZE = 250
 
-#: The landmark detectors ("center" needs none).
-DETECTORS: tuple[str, ...] = ("yunet", "mtcnn")
 #: Faces YuNet scores below this are not faces.
 SCORE_THRESHOLD = 0.7
 #: Photos larger than this (longest side) are shrunk for detection only; the crop is taken from

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 #: How photos become canonical crops: landmarks of a detector (YuNet, MTCNN), a fixed box for
 #: already aligned photos ("center"), or none (the files are canonical crops already).
-ALIGNMENTS: tuple[str, ...] = ("yunet", "mtcnn", "center", "none")
+DETECTORS: tuple[str, ...] = ("yunet", "mtcnn")
+ALIGNMENTS: tuple[str, ...] = (*DETECTORS, "center", "none")
 
 #: insightface's 5-point ArcFace template for a 112 x 112 crop (eyes, nose tip, mouth corners).
 ARCFACE_TEMPLATE_112: tuple[tuple[float, float], ...] = (
