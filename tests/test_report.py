@@ -540,6 +540,31 @@ def test_per_person_section_names_the_least_protected_person() -> None:
     assert ids["per_identity/sface/worst_white_box"] == 0.0
 
 
+def test_a_converged_veil_the_service_fails_is_a_warning() -> None:
+    """A veil that met its crafting criteria but whose person the service no longer recognises
+    (the criteria only see the identities crafted alongside) is named in a run warning."""
+    from veilbench.measurements.per_identity import IdentityMsr, PerIdentity, unserved_warnings
+    from veilbench.protectors.engine.convergence import ConvergenceRecord
+
+    record = PerIdentity(
+        identities={
+            "Hugh_Jackman": IdentityMsr(white_box=0.02, black_box=0.0),
+            "Nicole_Kidman": IdentityMsr(white_box=1.0, black_box=0.0),
+            "Tom_Cruise": IdentityMsr(white_box=0.1, black_box=0.0),
+        }
+    )
+    veils = {
+        "Hugh_Jackman": ConvergenceRecord(converged=True, iterations=60, cap=240),
+        "Nicole_Kidman": ConvergenceRecord(converged=True, iterations=70, cap=240),
+        "Tom_Cruise": ConvergenceRecord(converged=False, iterations=240, cap=240),
+    }
+    warnings = unserved_warnings("mobileface_v2", record, veils)
+    assert len(warnings) == 1  # Tom_Cruise's veil has the unconverged warning instead
+    assert "Hugh_Jackman's protected photos" in warnings[0] and "0.02" in warnings[0]
+    assert "match_level" in warnings[0]
+    assert unserved_warnings("x", record, {}) == []  # no veils (a per-photo protector)
+
+
 def test_several_protectors_share_one_page() -> None:
     """A document with two protectors: every section shows both, named protector:surrogates."""
     doc = make_doc()
