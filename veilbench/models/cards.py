@@ -202,8 +202,8 @@ VERIFY_LFW_DEV_MTCNN = (
 
 #: LFW View-2 verification on lfw-dev's 4,069 usable pairs (2,888 matched, 1,181 mismatched),
 #: MTCNN alignment, single crop (no flip); mean fold accuracy 98.94% +- 0.63, EER 1.10%
-#: (YuNet alignment: 98.56% balanced). The authors' 99.30% is flip-concatenated on their own
-#: MTCNN crops of LFW: see docs/models.md.
+#: (YuNet alignment: 98.56% balanced; MTCNN with --flip: 99.04%). The authors' 99.30% is
+#: flip-concatenated on their own MTCNN crops of LFW: see docs/models.md.
 CASIA_LFW: dict[str, Any] | None = {
     "accuracy": 0.9881,
     "published": 0.9930,
@@ -243,8 +243,8 @@ MOBILEFACE_INPUT = InputSpec(
 
 #: LFW View-2 verification on lfw-dev's 4,069 usable pairs (2,888 matched, 1,181 mismatched),
 #: MTCNN alignment, single crop (no flip); mean fold accuracy 98.74% +- 0.70, EER 1.14%
-#: (YuNet alignment: 98.11% balanced). 0.85 point short of the authors' 99.65% (flip-summed,
-#: insightface's lfw.bin): see docs/models.md.
+#: (YuNet alignment: 98.11% balanced; MTCNN with --flip: 99.04%, 0.61 point short of the
+#: authors' flip-summed 99.65% on insightface's lfw.bin): see docs/models.md.
 MOBILEFACE_LFW: dict[str, Any] | None = {
     "accuracy": 0.9880,
     "published": 0.99653,
