@@ -565,6 +565,15 @@ def test_a_converged_veil_the_service_fails_is_a_warning() -> None:
     assert unserved_warnings("x", record, {}) == []  # no veils (a per-photo protector)
 
 
+def test_verification_not_measured_prints_no_console_heading() -> None:
+    """A run without verification shows no empty TAR heading in its console summary."""
+    from veilbench.measurements.contract import Where
+    from veilbench.measurements.verification import VerificationMeasurement
+
+    sets = [Where("sface", "veil", ["sface"], {})]
+    assert VerificationMeasurement().summary(sets, run=None) == []
+
+
 def test_several_protectors_share_one_page() -> None:
     """A document with two protectors: every section shows both, named protector:surrogates."""
     doc = make_doc()

@@ -126,7 +126,7 @@ class VerificationMeasurement(Measurement):
             lines.append(
                 f"  {w.key:<24} " + ("  ".join(cells) or "no FAR estimable: too few impostors")
             )
-        return lines
+        return lines if len(lines) > 1 else []  # not measured: no heading without rows
 
     def headline(self, sets: list[Where], run: RunView) -> list[dict[str, Any]]:
         black = [
