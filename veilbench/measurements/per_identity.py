@@ -9,7 +9,7 @@ highest (privacy fails most) and the one whose white-box MSR is lowest (utility 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from veilbench.measurements.contract import (
     Context,
@@ -21,6 +21,9 @@ from veilbench.measurements.contract import (
 )
 from veilbench.measurements.msr import num
 from veilbench.measurements.records import mean
+
+if TYPE_CHECKING:  # the engine's package imports torch; its record module does not
+    from veilbench.protectors.engine.convergence import ConvergenceRecord
 
 SUBSET = "held_out"
 #: Below this white-box MSR the service no longer recognises the person: worth a run warning.
@@ -146,7 +149,9 @@ class PerIdentityMsr(Measurement):
         return {"tables": tables}
 
 
-def unserved_warnings(key: str, record: PerIdentity, veils: dict[str, Any]) -> list[str]:
+def unserved_warnings(
+    key: str, record: PerIdentity, veils: dict[str, ConvergenceRecord]
+) -> list[str]:
     """Run warnings for people the service fails although their veil met its criteria.
 
     The criteria are checked while crafting against the identities crafted alongside, not
@@ -156,11 +161,10 @@ def unserved_warnings(key: str, record: PerIdentity, veils: dict[str, Any]) -> l
     """
     out = []
     for identity, person in sorted(record.identities.items()):
-        veil = veils.get(identity)
-        if person.white_box is None or person.white_box >= SERVED or veil is None:
+        if person.white_box is None or person.white_box >= SERVED:
             continue
-        if getattr(veil, "converged", None) is not True:
-            continue  # an unconverged veil has its own warning (convergence)
+        if getattr(veils.get(identity), "converged", None) is not True:
+            continue  # no veil, or an unconverged one (it has its own warning: convergence)
         out.append(
             f"veils crafted with {key}: the service's model answers {identity}'s protected "
             f"photos as {identity} only {person.white_box:.2f} of the time although the veil met "

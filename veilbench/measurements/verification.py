@@ -107,9 +107,7 @@ class VerificationMeasurement(Measurement):
         return out
 
     def summary(self, sets: list[Where], run: RunView) -> list[str]:
-        lines = [
-            "TAR at FAR 1e-2 / 1e-3 (held-out; * = white-box; PSR = 1 - TAR; clean in brackets)"
-        ]
+        rows = []
         for w in sets:
             record = w.records.get(self.name)
             if not record:
@@ -123,10 +121,15 @@ class VerificationMeasurement(Measurement):
                 )
                 if shown:
                     cells.append(f"{t}{'*' if w.white_box(t) else ''}={shown}")
-            lines.append(
+            rows.append(
                 f"  {w.key:<24} " + ("  ".join(cells) or "no FAR estimable: too few impostors")
             )
-        return lines if len(lines) > 1 else []  # not measured: no heading without rows
+        if not rows:  # not measured: no heading without rows
+            return []
+        heading = (
+            "TAR at FAR 1e-2 / 1e-3 (held-out; * = white-box; PSR = 1 - TAR; clean in brackets)"
+        )
+        return [heading, *rows]
 
     def headline(self, sets: list[Where], run: RunView) -> list[dict[str, Any]]:
         black = [
